@@ -1,0 +1,31 @@
+"""vecduck: a Chroma-compatible embedding database on DuckDB, Parquet and usearch.
+
+Change `import chromadb` to `import vecduck` and the same code runs; each collection is
+also a Parquet-backed table you can query with SQL.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from vecduck import errors
+from vecduck.api.client import (
+    Client,
+    EphemeralClient,
+    PersistentClient,
+    Settings,
+)
+from vecduck.api.collection import Collection
+from vecduck.api.types import GetResult, QueryResult
+
+__all__ = [
+    "Client",
+    "Collection",
+    "EphemeralClient",
+    "GetResult",
+    "PersistentClient",
+    "QueryResult",
+    "Settings",
+    "__version__",
+    "errors",
+]

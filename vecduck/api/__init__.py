@@ -1,0 +1,1 @@
+"""chromadb's Python surface: client, collection, argument checks and result types."""

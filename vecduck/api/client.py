@@ -1,0 +1,288 @@
+"""Client: chromadb's client API over one data folder (a temporary one when in memory)."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from vecduck import __version__
+from vecduck.api import validation as v
+from vecduck.api.collection import Collection
+from vecduck.api.configuration import build_configuration
+from vecduck.api.embedding import (
+    default_embedding_function,
+    embedding_function_config,
+    resolve_embedding_function,
+)
+from vecduck.engine.registry import CollectionRecord
+from vecduck.engine.store import Store
+from vecduck.errors import AuthorizationError, InvalidArgumentError, NotFoundError
+
+DEFAULT_TENANT = "default_tenant"
+DEFAULT_DATABASE = "default_database"
+MAX_BATCH_SIZE = 5461
+
+
+class _Unset:
+    """Marks an argument the caller did not pass (None means 'no embedding function')."""
+
+    def __repr__(self) -> str:
+        return "<default>"
+
+
+UNSET: Any = _Unset()
+
+
+@dataclass
+class Settings:
+    """Client settings; field names follow chromadb's `Settings` where they overlap."""
+
+    allow_reset: bool = False
+    is_persistent: bool = False
+    persist_directory: str = "./chroma"
+    anonymized_telemetry: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __init__(
+        self,
+        allow_reset: bool = False,
+        is_persistent: bool = False,
+        persist_directory: str = "./chroma",
+        anonymized_telemetry: bool = False,
+        **extra: Any,
+    ) -> None:
+        self.allow_reset = allow_reset
+        self.is_persistent = is_persistent
+        self.persist_directory = persist_directory
+        self.anonymized_telemetry = anonymized_telemetry
+        self.extra = extra
+
+
+class _SharedStores:
+    """One Store per folder per process, shared by every client opened on it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stores: dict[str, tuple[Store, int]] = {}
+        self._ephemeral: Store | None = None
+        self._ephemeral_dir: str | None = None
+
+    def acquire(self, folder: str) -> Store:
+        key = os.path.realpath(folder)
+        with self._lock:
+            store, users = self._stores.get(key, (None, 0))
+            if store is None or store.closed:
+                store, users = Store(key), 0
+            self._stores[key] = (store, users + 1)
+            return store
+
+    def release(self, store: Store) -> None:
+        with self._lock:
+            for key, (known, users) in list(self._stores.items()):
+                if known is store:
+                    if users <= 1:
+                        del self._stores[key]
+                        store.close()
+                    else:
+                        self._stores[key] = (known, users - 1)
+
+    def ephemeral(self) -> Store:
+        with self._lock:
+            if self._ephemeral is None or self._ephemeral.closed:
+                self._ephemeral_dir = tempfile.mkdtemp(prefix="vecduck-memory-")
+                self._ephemeral = Store(self._ephemeral_dir, durability="none")
+            return self._ephemeral
+
+    def close_all(self) -> None:
+        with self._lock:
+            for store, _users in self._stores.values():
+                with contextlib.suppress(Exception):
+                    store.close()
+            self._stores.clear()
+            if self._ephemeral is not None:
+                with contextlib.suppress(Exception):
+                    self._ephemeral.close()
+            if self._ephemeral_dir:
+                shutil.rmtree(self._ephemeral_dir, ignore_errors=True)
+
+
+STORES = _SharedStores()
+atexit.register(STORES.close_all)
+
+
+class Client:
+    """An embedded vecduck client. `Client()` keeps everything in memory."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        tenant: str = DEFAULT_TENANT,
+        database: str = DEFAULT_DATABASE,
+        *,
+        path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self._settings = settings or Settings()
+        if path is None and self._settings.is_persistent:
+            path = self._settings.persist_directory
+        self._path = None if path is None else os.fspath(path)
+        self.tenant = tenant
+        self.database = database
+        if self._path is None:
+            self._store: Store | None = STORES.ephemeral()
+            self._shared = False
+        else:
+            os.makedirs(self._path, exist_ok=True)
+            self._store = STORES.acquire(self._path)
+            self._shared = True
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def _store_for_use(self) -> Store:
+        if self._store is None or self._store.closed:
+            raise InvalidArgumentError("This client is closed")
+        return self._store
+
+    def close(self) -> None:
+        """Flush buffered writes to the lake and release the folder (idempotent)."""
+        if self._store is not None and self._shared:
+            STORES.release(self._store)
+        self._store = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def flush(self) -> None:
+        """Move buffered small writes into the lake's Parquet files now."""
+        self._store_for_use().flush()
+
+    @property
+    def path(self) -> str | None:
+        """The data folder of a persistent client."""
+        return self._path
+
+    def get_settings(self) -> Settings:
+        return self._settings
+
+    def get_max_batch_size(self) -> int:
+        return MAX_BATCH_SIZE
+
+    # -- server-ish -----------------------------------------------------------------------
+    def heartbeat(self) -> int:
+        """Nanoseconds since the epoch."""
+        return time.time_ns()
+
+    def get_version(self) -> str:
+        return __version__
+
+    def version(self) -> str:
+        return __version__
+
+    def reset(self) -> bool:
+        """Delete every collection; refused unless `Settings(allow_reset=True)`."""
+        if not self._settings.allow_reset:
+            raise AuthorizationError("Reset is disabled by config")
+        self._store_for_use().reset()
+        return True
+
+    # -- collections ----------------------------------------------------------------------
+    def _collection(self, record: CollectionRecord, embedding_function: Any, data_loader: Any) -> Collection:
+        ef = resolve_embedding_function(record.configuration.get("embedding_function"), embedding_function, UNSET)
+        return Collection(self, record, ef, data_loader)
+
+    def create_collection(
+        self,
+        name: str,
+        schema: Any = None,
+        configuration: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        embedding_function: Any = UNSET,
+        data_loader: Any = None,
+        get_or_create: bool = False,
+    ) -> Collection:
+        """Create a collection; an existing name raises unless `get_or_create`."""
+        if metadata is not None:
+            v.validate_metadata(metadata)
+        v.check_collection_name(name)
+        v.check_collection_metadata(metadata)
+        ef = default_embedding_function() if embedding_function is UNSET else embedding_function
+        config = build_configuration(metadata, configuration, embedding_function_config(ef))
+        record = self._store_for_use().create_collection(
+            name, metadata, config, self.tenant, self.database, get_or_create=get_or_create
+        )
+        return self._collection(record, embedding_function, data_loader)
+
+    def get_collection(self, name: str, embedding_function: Any = UNSET, data_loader: Any = None) -> Collection:
+        """The collection named `name`; NotFoundError when there is none."""
+        record = self._store_for_use().get_collection(name, self.tenant, self.database)
+        return self._collection(record, embedding_function, data_loader)
+
+    def get_collection_by_id(self, id: Any, embedding_function: Any = UNSET, data_loader: Any = None) -> Collection:
+        record = self._store_for_use().get_collection_by_id(str(id))
+        return self._collection(record, embedding_function, data_loader)
+
+    def get_or_create_collection(
+        self,
+        name: str,
+        schema: Any = None,
+        configuration: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        embedding_function: Any = UNSET,
+        data_loader: Any = None,
+    ) -> Collection:
+        """The existing collection unchanged, or a new one with these settings."""
+        return self.create_collection(
+            name, schema, configuration, metadata, embedding_function, data_loader, get_or_create=True
+        )
+
+    def list_collections(self, limit: int | None = None, offset: int | None = None) -> list[Collection]:
+        """Collections in creation order."""
+        limit = v.check_limit(limit)
+        offset = v.check_limit(offset, "offset")
+        records = self._store_for_use().list_collections(self.tenant, self.database, limit, offset)
+        return [self._collection(record, UNSET, None) for record in records]
+
+    def count_collections(self) -> int:
+        return self._store_for_use().count_collections(self.tenant, self.database)
+
+    def delete_collection(self, name: str) -> None:
+        """Delete a collection and everything in it."""
+        self._store_for_use().delete_collection(name, self.tenant, self.database)
+
+    def set_tenant(self, tenant: str, database: str = DEFAULT_DATABASE) -> None:
+        self.tenant, self.database = tenant, database
+
+    def set_database(self, database: str) -> None:
+        self.database = database
+
+    def __repr__(self) -> str:
+        where = "in memory" if self._path is None else f"path={self._path!r}"
+        return f"vecduck.Client({where})"
+
+
+def EphemeralClient(  # noqa: N802 - chromadb's factory name
+    settings: Settings | None = None, tenant: str = DEFAULT_TENANT, database: str = DEFAULT_DATABASE
+) -> Client:
+    """An in-memory client; all in-memory clients of a process share one store."""
+    return Client(settings=settings, tenant=tenant, database=database)
+
+
+def PersistentClient(  # noqa: N802 - chromadb's factory name
+    path: str | os.PathLike[str] = "./chroma",
+    settings: Settings | None = None,
+    tenant: str = DEFAULT_TENANT,
+    database: str = DEFAULT_DATABASE,
+) -> Client:
+    """A client whose data lives in the folder `path` (created if missing)."""
+    return Client(settings=settings, tenant=tenant, database=database, path=path)
+
+
+__all__ = ["Client", "EphemeralClient", "NotFoundError", "PersistentClient", "Settings"]

@@ -1,0 +1,446 @@
+"""Collection: chromadb's collection API over the storage engine."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from vecduck.api import validation as v
+from vecduck.api.configuration import updated_configuration
+from vecduck.api.types import (
+    GET_INCLUDE_DEFAULT,
+    QUERY_INCLUDE_DEFAULT,
+    GetResult,
+    Include,
+    QueryResult,
+    Where,
+    WhereDocument,
+    empty_embeddings,
+)
+from vecduck.engine.registry import CollectionRecord
+
+if TYPE_CHECKING:
+    from vecduck.api.client import Client
+
+
+class Collection:
+    """A named set of records: ids, embeddings, documents, uris and metadata."""
+
+    def __init__(
+        self,
+        client: Client,
+        record: CollectionRecord,
+        embedding_function: Any | None,
+        data_loader: Any | None = None,
+    ) -> None:
+        self._client = client
+        self._record = record
+        self._embedding_function = embedding_function
+        self._data_loader = data_loader
+
+    # -- properties --------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def id(self) -> uuid.UUID:
+        return uuid.UUID(self._record.id)
+
+    @property
+    def metadata(self) -> dict[str, Any] | None:
+        return self._record.metadata
+
+    @property
+    def configuration(self) -> dict[str, Any]:
+        return self._record.configuration
+
+    @property
+    def configuration_json(self) -> dict[str, Any]:
+        return self._record.configuration
+
+    @property
+    def tenant(self) -> str:
+        return self._record.tenant
+
+    @property
+    def database(self) -> str:
+        return self._record.database
+
+    @property
+    def embedding_function(self) -> Any | None:
+        return self._embedding_function
+
+    @property
+    def dimension(self) -> int | None:
+        return self._store.dimension(self._record.id)
+
+    @property
+    def _store(self) -> Any:
+        return self._client._store_for_use()
+
+    def __repr__(self) -> str:
+        return f"Collection(name={self.name})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Collection):
+            return NotImplemented
+        return (
+            self._record.id == other._record.id
+            and self.name == other.name
+            and self.metadata == other.metadata
+            and self.tenant == other.tenant
+            and self.database == other.database
+        )
+
+    def __hash__(self) -> int:
+        return hash(self._record.id)
+
+    # -- embedding ---------------------------------------------------------------------
+    def _embed(self, texts: list[str], is_query: bool = False) -> list[np.ndarray]:
+        ef = self._embedding_function
+        if ef is None:
+            raise ValueError(
+                "You must provide an embedding function to compute embeddings."
+                "https://docs.trychroma.com/guides/embeddings"
+            )
+        vectors = ef.embed_query(input=texts) if is_query and hasattr(ef, "embed_query") else ef(input=texts)
+        return [np.asarray(vector, dtype=np.float32) for vector in vectors]
+
+    # -- writes ------------------------------------------------------------------------
+    def _prepare_write(
+        self,
+        mode: str,
+        ids: Any,
+        embeddings: Any,
+        metadatas: Any,
+        documents: Any,
+        images: Any,
+        uris: Any,
+    ) -> tuple[list[str], list[np.ndarray] | None, list[Any] | None, list[Any] | None, list[Any] | None]:
+        """chromadb's client-side unpacking and checks, then embedding when needed."""
+        id_list = one_or_many_ids(ids)
+        vectors = v.normalize_embeddings(embeddings)
+        metadata_list = v.one_or_many(metadatas)
+        document_list = v.one_or_many(documents)
+        uri_list = v.one_or_many(uris)
+        image_list = v.one_or_many(images)
+        v.validate_lengths(
+            {
+                "ids": id_list,
+                "embeddings": vectors,
+                "metadatas": metadata_list,
+                "documents": document_list,
+                "images": image_list,
+                "uris": uri_list,
+            }
+        )
+        if vectors is not None:
+            v.validate_embedding_arrays(vectors)
+        if document_list is not None:
+            v.validate_documents(document_list, nullable=vectors is not None)
+        v.validate_ids(id_list)
+        if metadata_list is not None:
+            v.validate_metadatas(metadata_list, update=mode != "add")
+        if image_list is not None:
+            raise ValueError("Images are not supported by vecduck; pass embeddings or documents")
+        if vectors is None:
+            if mode == "update" and document_list is None:
+                return id_list, None, metadata_list, document_list, uri_list
+            if document_list is None:
+                embeddable = "documents, images" if mode != "add" else "documents, images, uris"
+                raise ValueError(f"Exactly one of {embeddable} must be provided")
+            vectors = self._embed(document_list)
+        return id_list, vectors, metadata_list, document_list, uri_list
+
+    def _write(
+        self,
+        mode: str,
+        ids: list[str],
+        embeddings: Sequence[Any] | None,
+        metadatas: list[Any] | None,
+        documents: list[Any] | None,
+        uris: list[Any] | None,
+    ) -> None:
+        """The server-side checks and the engine write: shared by the Python API and HTTP."""
+        v.check_record_ids(ids)
+        matrix = v.check_embeddings(embeddings) if embeddings is not None else None
+        cleaned = (
+            v.check_record_metadatas(metadatas, allow_none_values=mode != "add") if metadatas is not None else None
+        )
+        if documents is not None:
+            v.check_documents(documents)
+        self._store.write(self._record.id, mode, ids, matrix, cleaned, documents, uris)
+
+    def add(
+        self,
+        ids: Any,
+        embeddings: Any = None,
+        metadatas: Any = None,
+        documents: Any = None,
+        images: Any = None,
+        uris: Any = None,
+    ) -> None:
+        """Add records; ids that already exist are left unchanged (as chromadb does)."""
+        prepared = v.in_method("add")(self._prepare_write)("add", ids, embeddings, metadatas, documents, images, uris)
+        self._write("add", *prepared)
+
+    def upsert(
+        self,
+        ids: Any,
+        embeddings: Any = None,
+        metadatas: Any = None,
+        documents: Any = None,
+        images: Any = None,
+        uris: Any = None,
+    ) -> None:
+        """Insert new ids, update existing ones (metadata merged key by key)."""
+        prepared = v.in_method("upsert")(self._prepare_write)(
+            "upsert", ids, embeddings, metadatas, documents, images, uris
+        )
+        self._write("upsert", *prepared)
+
+    def update(
+        self,
+        ids: Any,
+        embeddings: Any = None,
+        metadatas: Any = None,
+        documents: Any = None,
+        images: Any = None,
+        uris: Any = None,
+    ) -> None:
+        """Change existing records; unknown ids are ignored."""
+        prepared = v.in_method("update")(self._prepare_write)(
+            "update", ids, embeddings, metadatas, documents, images, uris
+        )
+        self._write("update", *prepared)
+
+    def delete(
+        self,
+        ids: Any = None,
+        where: Where | None = None,
+        where_document: WhereDocument | None = None,
+        limit: int | None = None,
+    ) -> dict[str, int]:
+        """Delete records by id and/or filter; returns {"deleted": n}."""
+        id_list = v.in_method("delete")(_prepare_delete)(ids, where, where_document, limit)
+        return {"deleted": self._delete(id_list, where, where_document, limit)}
+
+    def _delete(self, ids: list[str] | None, where: Any, where_document: Any, limit: int | None) -> int:
+        return self._store.delete(self._record.id, ids, where, where_document, v.check_limit(limit))
+
+    # -- reads -------------------------------------------------------------------------
+    def count(self) -> int:
+        """Number of records."""
+        return self._store.count(self._record.id)
+
+    def get(
+        self,
+        ids: Any = None,
+        where: Where | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        where_document: WhereDocument | None = None,
+        include: Include | None = None,
+    ) -> GetResult:
+        """Records by id and/or filter, in storage order."""
+        include = list(GET_INCLUDE_DEFAULT) if include is None else include
+        id_list = v.in_method("get")(_prepare_get)(ids, where, where_document, include)
+        return self._get(id_list, where, limit, offset, where_document, include)
+
+    def _get(
+        self,
+        ids: list[str] | None,
+        where: Any,
+        limit: Any,
+        offset: Any,
+        where_document: Any,
+        include: Sequence[str],
+    ) -> GetResult:
+        limit = v.check_limit(limit)
+        offset = v.check_limit(offset, "offset")
+        rows = self._store.select(self._record.id, ids, where, where_document, limit, offset)
+        embeddings = None
+        if "embeddings" in include:
+            embeddings = (
+                self._store.vectors(self._record.id, rows.keys)
+                if len(rows.keys)
+                else empty_embeddings(self._record.dimension)
+            )
+        return GetResult(
+            ids=rows.ids,
+            embeddings=embeddings,
+            documents=rows.documents if "documents" in include else None,
+            uris=rows.uris if "uris" in include else None,
+            included=list(include),
+            data=None,
+            metadatas=rows.metadatas if "metadatas" in include else None,
+        )
+
+    def peek(self, limit: int = 10) -> GetResult:
+        """The first `limit` records, with their embeddings."""
+        return self._get(None, None, limit, None, None, ["metadatas", "documents", "embeddings"])
+
+    def query(
+        self,
+        query_embeddings: Any = None,
+        query_texts: Any = None,
+        query_images: Any = None,
+        query_uris: Any = None,
+        ids: Any = None,
+        n_results: int = 10,
+        where: Where | None = None,
+        where_document: WhereDocument | None = None,
+        include: Include | None = None,
+    ) -> QueryResult:
+        """The `n_results` nearest records to each query, among those matching the filters."""
+        include = list(QUERY_INCLUDE_DEFAULT) if include is None else include
+        vectors, id_list = v.in_method("query")(self._prepare_query)(
+            query_embeddings,
+            query_texts,
+            query_images,
+            query_uris,
+            ids,
+            n_results,
+            where,
+            where_document,
+            include,
+        )
+        return self._query(vectors, n_results, id_list, where, where_document, include)
+
+    def _prepare_query(
+        self,
+        query_embeddings: Any,
+        query_texts: Any,
+        query_images: Any,
+        query_uris: Any,
+        ids: Any,
+        n_results: Any,
+        where: Any,
+        where_document: Any,
+        include: Any,
+    ) -> tuple[list[np.ndarray], list[str] | None]:
+        vectors = v.normalize_embeddings(query_embeddings)
+        texts = v.one_or_many(query_texts)
+        images = v.one_or_many(query_images)
+        query_uri_list = v.one_or_many(query_uris)
+        v.validate_lengths({"embeddings": vectors, "documents": texts, "images": images, "uris": query_uri_list})
+        if vectors is not None:
+            v.validate_embedding_arrays(vectors)
+        if texts is not None:
+            v.validate_documents(texts, nullable=vectors is not None)
+        v.validate_filters(where, where_document)
+        v.validate_include(include)
+        v.validate_n_results(n_results)
+        if vectors is None:
+            given = [x for x in (texts, images, query_uri_list) if x is not None]
+            if len(given) != 1:
+                raise ValueError("Exactly one of documents, images, uris must be provided")
+            if texts is None:
+                raise ValueError("Only query_texts or query_embeddings are supported by vecduck")
+            vectors = self._embed(texts, is_query=True)
+        elif texts is not None:
+            raise ValueError("Attempting to embed a record that already has embeddings.")
+        return vectors, v.one_or_many(ids)
+
+    def _query(
+        self,
+        embeddings: Sequence[Any],
+        n_results: int,
+        ids: list[str] | None,
+        where: Any,
+        where_document: Any,
+        include: Sequence[str],
+    ) -> QueryResult:
+        queries = v.check_embeddings(embeddings)
+        hits, position, rows = self._store.search(self._record.id, queries, n_results, ids, where, where_document)
+        want_vectors = "embeddings" in include
+        result: dict[str, Any] = {
+            "ids": [],
+            "embeddings": [] if want_vectors else None,
+            "documents": [] if "documents" in include else None,
+            "uris": [] if "uris" in include else None,
+            "included": list(include),
+            "data": None,
+            "metadatas": [] if "metadatas" in include else None,
+            "distances": [] if "distances" in include else None,
+        }
+        for keys, distances in hits:
+            at = [position[int(key)] for key in keys]
+            result["ids"].append([rows.ids[i] for i in at])
+            if want_vectors:
+                result["embeddings"].append(self._store.vectors(self._record.id, keys))
+            if result["documents"] is not None:
+                result["documents"].append([rows.documents[i] for i in at])
+            if result["uris"] is not None:
+                result["uris"].append([rows.uris[i] for i in at])
+            if result["metadatas"] is not None:
+                result["metadatas"].append([rows.metadatas[i] for i in at])
+            if result["distances"] is not None:
+                result["distances"].append([float(d) for d in distances])
+        return QueryResult(result)
+
+    # -- collection ----------------------------------------------------------------------
+    def modify(
+        self,
+        name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        configuration: dict[str, Any] | None = None,
+    ) -> None:
+        """Rename, replace the metadata, or change mutable HNSW settings."""
+        v.in_method("modify")(_prepare_modify)(metadata)
+        self._modify(name, metadata, configuration)
+
+    def _modify(self, name: Any, metadata: Any, configuration: Any) -> None:
+        if name is not None:
+            v.check_collection_name(name)
+        if metadata is not None:
+            v.check_collection_metadata(metadata)
+        new_configuration = updated_configuration(self._record.configuration, configuration) if configuration else None
+        self._record = self._store.modify_collection(
+            self._record.id, name=name, metadata=metadata, configuration=new_configuration
+        )
+
+
+def one_or_many_ids(ids: Any) -> Any:
+    return v.one_or_many(ids)
+
+
+def _prepare_delete(ids: Any, where: Any, where_document: Any, limit: Any) -> list[str] | None:
+    if ids is None and where is None and where_document is None:
+        raise ValueError("At least one of ids, where, or where_document must be provided")
+    if limit is not None:
+        if not isinstance(limit, int) or isinstance(limit, bool):
+            raise TypeError("limit must be a non-negative integer")
+        if limit < 0:
+            raise ValueError("limit must be a non-negative integer")
+        if where is None and where_document is None:
+            raise ValueError("limit can only be specified when a where or where_document clause is provided")
+    id_list = v.one_or_many(ids)
+    if id_list is not None:
+        v.validate_ids(id_list)
+    v.validate_filters(where, where_document)
+    return id_list
+
+
+def _prepare_get(ids: Any, where: Any, where_document: Any, include: Any) -> list[str] | None:
+    id_list = v.one_or_many(ids)
+    if id_list is not None:
+        v.validate_ids(id_list)
+    v.validate_filters(where, where_document)
+    v.validate_include(include, disallowed=("distances",))
+    if "data" in include:
+        raise ValueError("You must set a data loader on the collection if loading from URIs.")
+    return id_list
+
+
+def _prepare_modify(metadata: Any) -> None:
+    if metadata is not None:
+        v.validate_metadata(metadata)
+        if "hnsw:space" in metadata:
+            raise ValueError(
+                "Changing the distance function of a collection once it is created is not supported currently."
+            )

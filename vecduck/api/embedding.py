@@ -1,0 +1,55 @@
+"""Which embedding function a collection uses: the one passed, the one it was created with, or none."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def default_embedding_function() -> Any:
+    """chromadb's default: all-MiniLM-L6-v2 (here computed offline, see vecduck.embeddings)."""
+    from vecduck.embeddings import DefaultEmbeddingFunction
+
+    return DefaultEmbeddingFunction()
+
+
+def embedding_function_config(ef: Any) -> dict[str, Any] | None:
+    if ef is None:
+        return None
+    from vecduck.embeddings import embedding_function_config as config_of
+
+    return config_of(ef)
+
+
+def resolve_embedding_function(stored: dict[str, Any] | None, passed: Any, unset: Any) -> Any:
+    """The function a collection object embeds with.
+
+    Not passed: rebuild the one recorded at creation (None stays None). Passed: used as
+    given, but a named function that differs from the recorded one is refused, as
+    chromadb refuses it, since its vectors would not match those stored.
+    """
+    if passed is unset:
+        if stored is None:
+            return None
+        from vecduck.embeddings import build_embedding_function
+
+        return build_embedding_function(stored)
+    if passed is None or not stored or stored.get("type") != "known":
+        return passed
+    name = _name_of(passed)
+    if name is not None and name != "default" and stored.get("name") not in (None, name):
+        raise ValueError(
+            f"An embedding function with name {name} is different from the collection's"
+            f" embedding function {stored.get('name')}."
+        )
+    return passed
+
+
+def _name_of(ef: Any) -> str | None:
+    name = getattr(ef, "name", None)
+    if callable(name):
+        try:
+            result = name()
+        except TypeError:
+            return None
+        return result if isinstance(result, str) else None
+    return None

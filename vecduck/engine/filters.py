@@ -1,0 +1,189 @@
+"""`where` and `where_document` as parameterised SQL over a collection's typed columns.
+
+Values only ever travel as bind parameters and column names only as quoted
+identifiers, so no filter can change the statement. Semantics follow chromadb 1.5:
+ints and floats compare numerically across kinds, bool is its own kind, strings never
+equal numbers, array fields are reached only by `$contains`, and the negations
+(`$ne`, `$nin`, `$not_contains`, ...) match records that lack the key. Every
+predicate built here is TRUE or FALSE, never NULL, so NOT is always safe.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vecduck.engine.columns import ColumnMap, scalar_kind
+from vecduck.engine.lake import quote
+from vecduck.errors import InvalidArgumentError
+
+Params = list[Any]
+
+COMPARISONS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+WHERE_OPERATORS = {"$eq", "$ne", "$in", "$nin", "$contains", "$not_contains", *COMPARISONS}
+DOCUMENT_OPERATORS = {"$contains", "$not_contains", "$regex", "$not_regex"}
+DOCUMENT_KEY = "#document"
+
+TRUE, FALSE = "TRUE", "FALSE"
+
+
+def _bad_where(where: object) -> InvalidArgumentError:
+    return InvalidArgumentError(f"Invalid where clause: {where!r}")
+
+
+def _bad_document(where_document: object) -> InvalidArgumentError:
+    return InvalidArgumentError(f"Invalid where document clause: {where_document!r}")
+
+
+def _columns_of(column_map: ColumnMap, key: str, kinds: tuple[str, ...]) -> list[str]:
+    return [quote(column_map[(key, kind)]) for kind in kinds if (key, kind) in column_map]
+
+
+def _never_null(expressions: list[str]) -> str:
+    if not expressions:
+        return FALSE
+    return "COALESCE(" + " OR ".join(f"({e})" for e in expressions) + ", FALSE)"
+
+
+def _operand_kind(value: object, where: object) -> str:
+    if value is None or isinstance(value, (dict, list)):
+        raise _bad_where(where)
+    try:
+        return scalar_kind(value)
+    except InvalidArgumentError as exc:
+        raise _bad_where(where) from exc
+
+
+def _equals(column_map: ColumnMap, key: str, value: object, params: Params, where: object) -> str:
+    kind = _operand_kind(value, where)
+    kinds = ("int", "float") if kind in ("int", "float") else (kind,)
+    columns = _columns_of(column_map, key, kinds)
+    params.extend([value] * len(columns))
+    return _never_null([f"{column} = ?" for column in columns])
+
+
+def _in_list(column_map: ColumnMap, key: str, values: object, params: Params, where: object) -> str:
+    if not isinstance(values, list) or not values:
+        raise _bad_where(where)
+    kinds = {_operand_kind(v, where) for v in values}
+    if kinds <= {"int", "float"}:
+        columns = _columns_of(column_map, key, ("int", "float"))
+        params.extend([[float(v) for v in values]] * len(columns))
+        return _never_null([f"list_contains(?::DOUBLE[], {column}::DOUBLE)" for column in columns])
+    if len(kinds) != 1:
+        raise _bad_where(where)
+    kind = kinds.pop()
+    columns = _columns_of(column_map, key, (kind,))
+    sql_type = "VARCHAR[]" if kind == "str" else "BOOLEAN[]"
+    params.extend([list(values)] * len(columns))
+    return _never_null([f"list_contains(?::{sql_type}, {column})" for column in columns])
+
+
+def _contains(column_map: ColumnMap, key: str, value: object, params: Params, where: object) -> str:
+    kind = _operand_kind(value, where)
+    columns = _columns_of(column_map, key, (f"{kind}[]",))
+    params.extend([value] * len(columns))
+    return _never_null([f"list_contains({column}, ?)" for column in columns])
+
+
+def _document_predicate(operator: str, operand: object, params: Params, clause: object) -> str:
+    if operator not in DOCUMENT_OPERATORS or not isinstance(operand, str):
+        raise _bad_document(clause)
+    params.append(operand)
+    if operator in ("$contains", "$not_contains"):
+        test = "COALESCE(contains(document, ?), FALSE)"
+    else:
+        test = "COALESCE(regexp_matches(document, ?), FALSE)"
+    return f"NOT {test}" if operator.startswith("$not_") else test
+
+
+def _field(column_map: ColumnMap, key: str, condition: object, params: Params, where: object) -> str:
+    if isinstance(condition, dict):
+        if len(condition) != 1:
+            raise _bad_where(where)
+        operator, operand = next(iter(condition.items()))
+    else:
+        operator, operand = "$eq", condition
+    if key == DOCUMENT_KEY:
+        if operator not in DOCUMENT_OPERATORS:
+            raise InvalidArgumentError(f"Invalid where clause: {operator} is not supported on {DOCUMENT_KEY}")
+        return _document_predicate(operator, operand, params, where)
+    if operator in ("$eq", "$ne"):
+        test = _equals(column_map, key, operand, params, where)
+    elif operator in ("$in", "$nin"):
+        test = _in_list(column_map, key, operand, params, where)
+    elif operator in ("$contains", "$not_contains"):
+        test = _contains(column_map, key, operand, params, where)
+    elif operator in COMPARISONS:
+        if isinstance(operand, bool) or not isinstance(operand, (int, float)):
+            raise _bad_where(where)
+        _operand_kind(operand, where)
+        columns = _columns_of(column_map, key, ("int", "float"))
+        params.extend([operand] * len(columns))
+        test = _never_null([f"{column} {COMPARISONS[operator]} ?" for column in columns])
+    else:
+        raise _bad_where(where)
+    return f"NOT {test}" if operator in ("$ne", "$nin", "$not_contains") else test
+
+
+def where_sql(where: object, column_map: ColumnMap, params: Params) -> str:
+    """SQL predicate for a chromadb `where` filter; appends its values to `params`."""
+    if not isinstance(where, dict) or len(where) != 1:
+        raise _bad_where(where)
+    key, value = next(iter(where.items()))
+    if not isinstance(key, str):
+        raise _bad_where(where)
+    if key in ("$and", "$or"):
+        if not isinstance(value, list):
+            raise _bad_where(where)
+        parts = [where_sql(item, column_map, params) for item in value]
+        if not parts:
+            return TRUE if key == "$and" else FALSE
+        return "(" + (" AND " if key == "$and" else " OR ").join(parts) + ")"
+    if key.startswith("$"):
+        raise _bad_where(where)
+    return _field(column_map, key, value, params, where)
+
+
+def where_document_sql(where_document: object, params: Params) -> str:
+    """SQL predicate for a chromadb `where_document` filter."""
+    if not isinstance(where_document, dict) or len(where_document) != 1:
+        raise _bad_document(where_document)
+    operator, operand = next(iter(where_document.items()))
+    if operator in ("$and", "$or"):
+        if not isinstance(operand, list):
+            raise _bad_document(where_document)
+        parts = [where_document_sql(item, params) for item in operand]
+        if not parts:
+            return TRUE if operator == "$and" else FALSE
+        return "(" + (" AND " if operator == "$and" else " OR ").join(parts) + ")"
+    return _document_predicate(operator, operand, params, where_document)
+
+
+def regexes_in(where: object, where_document: object) -> list[str]:
+    """Every regex pattern a filter uses, so they can be checked before a query runs."""
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for operator, operand in node.items():
+                if operator in ("$regex", "$not_regex") and isinstance(operand, str):
+                    found.append(operand)
+                else:
+                    walk(operand)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(where)
+    walk(where_document)
+    return found
+
+
+def filter_sql(where: object | None, where_document: object | None, column_map: ColumnMap, params: Params) -> str:
+    """One predicate for `where` AND `where_document` (TRUE when both are absent)."""
+    parts = []
+    if where is not None:
+        parts.append(where_sql(where, column_map, params))
+    if where_document is not None:
+        parts.append(where_document_sql(where_document, params))
+    return " AND ".join(parts) if parts else TRUE

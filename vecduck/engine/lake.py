@@ -1,0 +1,191 @@
+"""The DuckLake catalog: one table of Parquet files per collection, with snapshots.
+
+The catalog is a SQLite file in the data folder (DuckLake's SQLite catalog admits
+several processes), the data are Parquet files under `data/`. The DuckDB extensions
+come from registry packages pinned with duckdb, so the lake opens offline; DuckDB's
+own installed extensions are the fallback.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import duckdb
+import pyarrow as pa
+
+from vecduck.engine.columns import BASE_COLUMNS, EMBEDDING_COLUMN, SQL_TYPES, ColumnMap
+
+LAKE = "lake"
+T = TypeVar("T")
+
+
+def quote(identifier: str) -> str:
+    """A SQL identifier, quoted so that no name can change the statement."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def table_name(collection_id: str) -> str:
+    return "c_" + collection_id.replace("-", "")
+
+
+def _packaged_extension(package: str, file_name: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    root = Path(next(iter(spec.submodule_search_locations))) / "extensions" / f"v{duckdb.__version__}"
+    path = root / file_name
+    return path if path.exists() else None
+
+
+def _sqlite_extension_file() -> Path | None:
+    """DuckDB loads the sqlite extension only under the name `sqlite_scanner`; keep a copy so named."""
+    source = _packaged_extension("duckdb_extension_sqlite", "sqlite.duckdb_extension")
+    if source is None:
+        return None
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vecduck" / "extensions"
+    target = cache / f"v{duckdb.__version__}" / "sqlite_scanner.duckdb_extension"
+    try:
+        if not target.exists() or target.stat().st_size != source.stat().st_size:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent)
+            os.close(fd)
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+    except OSError:
+        return None
+    return target
+
+
+def load_extensions(con: duckdb.DuckDBPyConnection) -> None:
+    """Load ducklake and sqlite from the pinned packages, else from DuckDB's own install."""
+    ducklake = _packaged_extension("duckdb_extension_ducklake", "ducklake.duckdb_extension")
+    con.execute(f"LOAD '{ducklake}'" if ducklake else "LOAD ducklake")
+    sqlite = _sqlite_extension_file()
+    con.execute(f"LOAD '{sqlite}'" if sqlite else "LOAD sqlite")
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that never downloads anything."""
+    return duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+
+
+def retry_conflicts(action: Callable[[], T], attempts: int = 50) -> T:
+    """Run a lake transaction again when another process committed first."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except duckdb.Error as exc:
+            text = str(exc).lower()
+            if attempt + 1 == attempts or not ("conflict" in text or "locked" in text or "busy" in text):
+                raise
+            time.sleep(min(0.005 * 2**attempt, 0.5))
+    raise AssertionError("unreachable")
+
+
+class Lake:
+    """A DuckLake attached to one DuckDB connection."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, folder: str) -> None:
+        self.con = con
+        catalog = os.path.join(folder, "lake.sqlite")
+        data = os.path.join(folder, "data") + os.sep
+        os.makedirs(data, exist_ok=True)
+        load_extensions(con)
+        con.execute(f"ATTACH 'ducklake:sqlite:{_escape(catalog)}' AS {LAKE} (DATA_PATH '{_escape(data)}')")
+
+    def ref(self, collection_id: str) -> str:
+        return f"{LAKE}.{quote(table_name(collection_id))}"
+
+    def tables(self) -> set[str]:
+        rows = self.con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [LAKE]).fetchall()
+        return {row[0] for row in rows}
+
+    def columns(self, collection_id: str) -> set[str]:
+        rows = self.con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND table_name = ?",
+            [LAKE, table_name(collection_id)],
+        ).fetchall()
+        return {row[0] for row in rows}
+
+    def has_table(self, collection_id: str) -> bool:
+        return table_name(collection_id) in self.tables()
+
+    def create_table(self, collection_id: str) -> None:
+        retry_conflicts(lambda: self.ensure_table(collection_id, {}))
+
+    def drop_table(self, name: str) -> None:
+        retry_conflicts(lambda: self.con.execute(f"DROP TABLE IF EXISTS {LAKE}.{quote(name)}"))
+
+    def create_view(self, view: str, collection_id: str) -> None:
+        """A view named after the collection: its records without vecduck's internal columns."""
+        retry_conflicts(
+            lambda: self.con.execute(
+                f"CREATE OR REPLACE VIEW {LAKE}.{quote(view)} AS"
+                f" SELECT * EXCLUDE (_key, _seq) FROM {LAKE}.{quote(table_name(collection_id))}"
+            )
+        )
+
+    def drop_view(self, view: str) -> None:
+        retry_conflicts(lambda: self.con.execute(f"DROP VIEW IF EXISTS {LAKE}.{quote(view)}"))
+
+    def ensure_table(self, collection_id: str, column_map: ColumnMap) -> None:
+        """Create the collection's table and any metadata columns it lacks (inside a transaction)."""
+        existing = self.columns(collection_id)
+        if not existing:
+            base = ", ".join(f"{quote(name)} {kind}" for name, kind in BASE_COLUMNS.items())
+            self.con.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.ref(collection_id)} ({base}, {quote(EMBEDDING_COLUMN)} FLOAT[])"
+            )
+            existing = self.columns(collection_id)
+        for (_key, kind), column in sorted(column_map.items(), key=lambda item: item[1]):
+            if column not in existing:
+                self.con.execute(f"ALTER TABLE {self.ref(collection_id)} ADD COLUMN {quote(column)} {SQL_TYPES[kind]}")
+
+    def replace_rows(self, collection_id: str, column_map: ColumnMap, rows: pa.Table, deleted_ids: pa.Array) -> None:
+        """In one lake transaction: drop `deleted_ids` and every id in `rows`, then insert `rows`."""
+
+        def commit() -> None:
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                self.ensure_table(collection_id, column_map)
+                gone = pa.table(
+                    {
+                        "id": pa.concat_arrays(
+                            [
+                                deleted_ids.cast(pa.string()),
+                                rows.column("id").combine_chunks().cast(pa.string()),
+                            ]
+                        )
+                    }
+                )
+                self.con.register("_vecduck_gone", gone)
+                self.con.execute(f"DELETE FROM {self.ref(collection_id)} WHERE id IN (SELECT id FROM _vecduck_gone)")
+                if rows.num_rows:
+                    self.con.register("_vecduck_rows", rows)
+                    names = ", ".join(quote(name) for name in rows.column_names)
+                    self.con.execute(
+                        f"INSERT INTO {self.ref(collection_id)} ({names}) SELECT {names} FROM _vecduck_rows"
+                    )
+                self.con.execute("COMMIT")
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+            finally:
+                self.con.unregister("_vecduck_gone")
+                self.con.unregister("_vecduck_rows")
+
+        retry_conflicts(commit)
+
+    def drop(self, collection_id: str) -> None:
+        retry_conflicts(lambda: self.con.execute(f"DROP TABLE IF EXISTS {self.ref(collection_id)}"))
+
+
+def _escape(text: str) -> str:
+    return text.replace("'", "''")

@@ -1,0 +1,328 @@
+"""The registry: collections, their column maps and counters, and the durable write buffer.
+
+One SQLite file (WAL mode) per data folder. SQLite gives what several processes on one
+folder need: atomic multi-row commits, durability at commit (one fsync), readers that
+never block, and a cheap "did anyone else commit?" check (`PRAGMA data_version`).
+
+Small writes land here first, as resolved rows in an Arrow IPC blob; they are moved
+into the lake in batches (see `engine.writes`). The writer lock (a file lock plus a
+thread lock) serialises every write to the folder, across processes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from vecduck.engine.columns import ColumnMap
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS collections (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    metadata TEXT,
+    configuration TEXT NOT NULL,
+    dimension INTEGER,
+    created INTEGER NOT NULL,
+    tenant TEXT NOT NULL,
+    database TEXT NOT NULL,
+    next_key INTEGER NOT NULL DEFAULT 1,
+    next_seq INTEGER NOT NULL DEFAULT 1,
+    lake_seq INTEGER NOT NULL DEFAULT 0,
+    version INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS columns (
+    collection_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    column_name TEXT NOT NULL,
+    PRIMARY KEY (collection_id, key, kind)
+);
+CREATE TABLE IF NOT EXISTS pending (
+    seq INTEGER NOT NULL,
+    collection_id TEXT NOT NULL,
+    rows BLOB NOT NULL,
+    PRIMARY KEY (collection_id, seq)
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+@dataclass
+class CollectionRecord:
+    """A collection as the registry knows it."""
+
+    id: str
+    name: str
+    metadata: dict[str, Any] | None
+    configuration: dict[str, Any]
+    dimension: int | None
+    tenant: str
+    database: str
+    next_key: int
+    next_seq: int
+    lake_seq: int
+    version: int
+    columns: ColumnMap = field(default_factory=dict)
+
+
+def arrow_to_blob(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def blob_to_arrow(blob: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(blob)).read_all()
+
+
+class Registry:
+    """SQLite-backed registry of one data folder."""
+
+    def __init__(self, path: str, lock_path: str) -> None:
+        self.path = path
+        self._conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(SCHEMA)
+        self._thread_lock = threading.RLock()
+        self._lock_file = open(lock_path, "a+b")  # noqa: SIM115 - held for the registry's life
+        self._lock_depth = 0
+        self._data_version = -1
+
+    def set_durability(self, durability: str) -> None:
+        """When a commit reaches the disk.
+
+        "process" (default): a committed write survives any crash of the process
+        (SIGKILL included); the OS writes it out shortly after, so a power cut can lose
+        the last moments. "fsync": every commit is fsynced before it returns. "none":
+        for throw-away folders (the in-memory client).
+        """
+        levels = {"fsync": "FULL", "process": "NORMAL", "none": "OFF"}
+        if durability not in levels:
+            raise ValueError(f"durability must be one of {', '.join(levels)}, got {durability!r}")
+        self._conn.execute(f"PRAGMA synchronous={levels[durability]}")
+
+    def close(self) -> None:
+        self._conn.close()
+        self._lock_file.close()
+
+    # -- locking -------------------------------------------------------------------
+    @contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """Serialise writers of this folder across threads and processes."""
+        with self._thread_lock:
+            if self._lock_depth == 0:
+                fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX)
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+                if self._lock_depth == 0:
+                    fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic, durable SQLite transaction."""
+        with self._thread_lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def changed_elsewhere(self) -> bool:
+        """True when another connection committed since the last call (cheap)."""
+        with self._thread_lock:
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        changed = version != self._data_version
+        self._data_version = version
+        return changed
+
+    # -- collections -----------------------------------------------------------------
+    def _record(self, row: tuple[Any, ...]) -> CollectionRecord:
+        record = CollectionRecord(
+            id=row[0],
+            name=row[1],
+            metadata=json.loads(row[2]) if row[2] is not None else None,
+            configuration=json.loads(row[3]),
+            dimension=row[4],
+            tenant=row[5],
+            database=row[6],
+            next_key=row[7],
+            next_seq=row[8],
+            lake_seq=row[9],
+            version=row[10],
+        )
+        with self._thread_lock:
+            for key, kind, column in self._conn.execute(
+                "SELECT key, kind, column_name FROM columns WHERE collection_id = ?", (record.id,)
+            ):
+                record.columns[(key, kind)] = column
+        return record
+
+    _FIELDS = "id, name, metadata, configuration, dimension, tenant, database, next_key, next_seq, lake_seq, version"
+
+    def get_by_name(self, name: str, tenant: str, database: str) -> CollectionRecord | None:
+        with self._thread_lock:
+            row = self._conn.execute(
+                f"SELECT {self._FIELDS} FROM collections WHERE name = ? AND tenant = ? AND database = ?",
+                (name, tenant, database),
+            ).fetchone()
+        return self._record(row) if row else None
+
+    def get_by_id(self, collection_id: str) -> CollectionRecord | None:
+        with self._thread_lock:
+            row = self._conn.execute(
+                f"SELECT {self._FIELDS} FROM collections WHERE id = ?", (collection_id,)
+            ).fetchone()
+        return self._record(row) if row else None
+
+    def list(
+        self, tenant: str, database: str, limit: int | None = None, offset: int | None = None
+    ) -> list[CollectionRecord]:
+        with self._thread_lock:
+            rows = self._conn.execute(
+                f"SELECT {self._FIELDS} FROM collections WHERE tenant = ? AND database = ?"
+                " ORDER BY created LIMIT ? OFFSET ?",
+                (tenant, database, -1 if limit is None else limit, offset or 0),
+            ).fetchall()
+        return [self._record(row) for row in rows]
+
+    def count(self, tenant: str, database: str) -> int:
+        with self._thread_lock:
+            return self._conn.execute(
+                "SELECT count(*) FROM collections WHERE tenant = ? AND database = ?",
+                (tenant, database),
+            ).fetchone()[0]
+
+    def all_ids(self) -> list[str]:
+        with self._thread_lock:
+            return [row[0] for row in self._conn.execute("SELECT id FROM collections")]
+
+    def insert(self, db: sqlite3.Connection, record: CollectionRecord) -> None:
+        created = db.execute(
+            "INSERT INTO counters VALUES ('created', 1) ON CONFLICT(name) DO UPDATE SET value = value + 1"
+            " RETURNING value"
+        ).fetchone()[0]
+        db.execute(
+            "INSERT INTO collections (id, name, metadata, configuration, dimension, created, tenant, database)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.id,
+                record.name,
+                None if record.metadata is None else json.dumps(record.metadata),
+                json.dumps(record.configuration),
+                record.dimension,
+                created,
+                record.tenant,
+                record.database,
+            ),
+        )
+
+    def delete(self, db: sqlite3.Connection, collection_id: str) -> None:
+        for table in ("collections", "columns", "pending"):
+            column = "id" if table == "collections" else "collection_id"
+            db.execute(f"DELETE FROM {table} WHERE {column} = ?", (collection_id,))
+
+    def rename(self, db: sqlite3.Connection, collection_id: str, name: str) -> None:
+        db.execute("UPDATE collections SET name = ? WHERE id = ?", (name, collection_id))
+
+    def set_metadata(self, db: sqlite3.Connection, collection_id: str, metadata: dict[str, Any] | None) -> None:
+        db.execute(
+            "UPDATE collections SET metadata = ? WHERE id = ?",
+            (None if metadata is None else json.dumps(metadata), collection_id),
+        )
+
+    def set_configuration(self, db: sqlite3.Connection, collection_id: str, configuration: dict[str, Any]) -> None:
+        db.execute(
+            "UPDATE collections SET configuration = ? WHERE id = ?",
+            (json.dumps(configuration), collection_id),
+        )
+
+    # -- write bookkeeping -------------------------------------------------------------
+    def add_columns(self, db: sqlite3.Connection, collection_id: str, columns: ColumnMap) -> None:
+        db.executemany(
+            "INSERT OR IGNORE INTO columns VALUES (?, ?, ?, ?)",
+            [(collection_id, key, kind, name) for (key, kind), name in columns.items()],
+        )
+
+    def reserve(
+        self, db: sqlite3.Connection, collection_id: str, keys: int, dimension: int | None
+    ) -> tuple[int, int, int]:
+        """Take `keys` fresh row keys and one write sequence number; returns (first key, seq, version)."""
+        row = db.execute(
+            "UPDATE collections SET next_key = next_key + ?, next_seq = next_seq + 1,"
+            " version = version + 1, dimension = coalesce(dimension, ?)"
+            " WHERE id = ? RETURNING next_key - ?, next_seq - 1, version",
+            (keys, dimension, collection_id, keys),
+        ).fetchone()
+        return row[0], row[1], row[2]
+
+    def append_pending(self, db: sqlite3.Connection, collection_id: str, seq: int, rows: pa.Table) -> None:
+        db.execute(
+            "INSERT INTO pending (seq, collection_id, rows) VALUES (?, ?, ?)",
+            (seq, collection_id, arrow_to_blob(rows)),
+        )
+
+    def pending(self, collection_id: str, after_seq: int = 0) -> list[tuple[int, pa.Table]]:
+        with self._thread_lock:
+            rows = self._conn.execute(
+                "SELECT seq, rows FROM pending WHERE collection_id = ? AND seq > ? ORDER BY seq",
+                (collection_id, after_seq),
+            ).fetchall()
+        return [(seq, blob_to_arrow(blob)) for seq, blob in rows]
+
+    def changes(self, collection_id: str, after_seq: int) -> tuple[CollectionRecord, list[tuple[int, pa.Table]]] | None:
+        """The collection and its buffered writes after `after_seq`, read as one snapshot."""
+        with self._thread_lock:
+            self._conn.execute("BEGIN")
+            try:
+                record = self.get_by_id(collection_id)
+                pending = self.pending(collection_id, after_seq) if record else []
+            finally:
+                self._conn.execute("COMMIT")
+        return (record, pending) if record else None
+
+    def pending_count(self, collection_id: str) -> int:
+        with self._thread_lock:
+            return self._conn.execute(
+                "SELECT count(*) FROM pending WHERE collection_id = ?", (collection_id,)
+            ).fetchone()[0]
+
+    def mark_flushed(self, db: sqlite3.Connection, collection_id: str, through_seq: int) -> int:
+        """Drop buffered writes now in the lake; returns the new version."""
+        db.execute("DELETE FROM pending WHERE collection_id = ? AND seq <= ?", (collection_id, through_seq))
+        return db.execute(
+            "UPDATE collections SET lake_seq = max(lake_seq, ?), version = version + 1 WHERE id = ? RETURNING version",
+            (through_seq, collection_id),
+        ).fetchone()[0]
+
+    def state(self, collection_id: str) -> tuple[int, int, int | None] | None:
+        """(version, lake_seq, dimension) of a collection, or None when it is gone."""
+        with self._thread_lock:
+            return self._conn.execute(
+                "SELECT version, lake_seq, dimension FROM collections WHERE id = ?", (collection_id,)
+            ).fetchone()
+
+    def reset(self, db: sqlite3.Connection) -> None:
+        for table in ("collections", "columns", "pending"):
+            db.execute(f"DELETE FROM {table}")
+
+
+def remove_quietly(path: str) -> None:
+    with suppress(FileNotFoundError):
+        os.remove(path)

@@ -1,0 +1,130 @@
+"""Resolved rows: the one Arrow shape every write becomes before it is stored.
+
+A write (add, upsert, update, delete) is resolved against the current state into
+full rows, one per touched id: the record as it must now be, or a tombstone. Such
+rows can be applied again in order without changing the result, which is what makes
+the write buffer safe to replay after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from vecduck.engine.columns import ColumnMap, typed_columns
+
+RESOLVED_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("_key", pa.int64()),
+        ("_seq", pa.int64()),
+        ("embedding", pa.list_(pa.float32())),
+        ("document", pa.string()),
+        ("uri", pa.string()),
+        ("metadata", pa.string()),
+        ("_deleted", pa.bool_()),
+    ]
+)
+
+
+def embedding_array(vectors: np.ndarray | None, n: int) -> pa.Array:
+    """An (n, d) float32 matrix as an Arrow list column without a Python loop."""
+    if vectors is None:
+        return pa.nulls(n, pa.list_(pa.float32()))
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    dimension = vectors.shape[1] if vectors.ndim == 2 else 0
+    offsets = pa.array(np.arange(0, n * dimension + 1, dimension, dtype=np.int32) if n else [0], pa.int32())
+    return pa.ListArray.from_arrays(offsets, pa.array(vectors.reshape(-1)))
+
+
+def embeddings_matrix(column: pa.ChunkedArray | pa.Array, dimension: int) -> np.ndarray:
+    """An Arrow list column of equal-length vectors as an (n, d) float32 matrix."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if len(array) == 0:
+        return np.empty((0, dimension), np.float32)
+    flat = array.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return flat.reshape(len(array), dimension)
+
+
+def dump_metadata(metadata: Mapping[str, object] | None) -> str | None:
+    return None if metadata is None else json.dumps(metadata, ensure_ascii=False, allow_nan=False)
+
+
+def load_metadata(text: str | None) -> dict[str, object] | None:
+    return None if text is None else json.loads(text)
+
+
+def resolved_table(
+    ids: Sequence[str],
+    keys: Sequence[int] | np.ndarray,
+    seq: int,
+    embeddings: np.ndarray | None,
+    documents: Sequence[str | None],
+    uris: Sequence[str | None],
+    metadatas: Sequence[Mapping[str, object] | None],
+) -> pa.Table:
+    """Live resolved rows of one write."""
+    n = len(ids)
+    return pa.table(
+        {
+            "id": pa.array(ids, pa.string()),
+            "_key": pa.array(np.asarray(keys, dtype=np.int64)),
+            "_seq": pa.array(np.full(n, seq, dtype=np.int64)),
+            "embedding": embedding_array(embeddings, n),
+            "document": pa.array(documents, pa.string()),
+            "uri": pa.array(uris, pa.string()),
+            "metadata": pa.array([dump_metadata(m) for m in metadatas], pa.string()),
+            "_deleted": pa.array(np.zeros(n, dtype=bool)),
+        },
+        schema=RESOLVED_SCHEMA,
+    )
+
+
+def tombstones(ids: Sequence[str], keys: Sequence[int] | np.ndarray, seq: int) -> pa.Table:
+    """Resolved rows that delete `ids` (whose row keys were `keys`)."""
+    n = len(ids)
+    return pa.table(
+        {
+            "id": pa.array(ids, pa.string()),
+            "_key": pa.array(np.asarray(keys, dtype=np.int64)),
+            "_seq": pa.array(np.full(n, seq, dtype=np.int64)),
+            "embedding": pa.nulls(n, pa.list_(pa.float32())),
+            "document": pa.nulls(n, pa.string()),
+            "uri": pa.nulls(n, pa.string()),
+            "metadata": pa.nulls(n, pa.string()),
+            "_deleted": pa.array(np.ones(n, dtype=bool)),
+        },
+        schema=RESOLVED_SCHEMA,
+    )
+
+
+def latest_per_id(tables: Sequence[pa.Table]) -> pa.Table:
+    """Concatenate resolved rows in write order and keep the last row of each id."""
+    if not tables:
+        return RESOLVED_SCHEMA.empty_table()
+    combined = pa.concat_tables(tables)
+    if combined.num_rows <= 1:
+        return combined
+    positions = pa.array(np.arange(combined.num_rows, dtype=np.int64))
+    last = (
+        pa.table({"id": combined.column("id"), "pos": positions})
+        .group_by("id", use_threads=False)
+        .aggregate([("pos", "max")])
+        .column("pos_max")
+    )
+    return combined.take(pc.sort_indices(last))
+
+
+def with_typed_columns(rows: pa.Table, column_map: ColumnMap, keep_embedding: bool) -> pa.Table:
+    """Live rows in table shape: base columns plus one typed column per metadata (key, kind)."""
+    live = rows.filter(pc.invert(rows.column("_deleted")))
+    metadatas = [load_metadata(text) for text in live.column("metadata").to_pylist()]
+    columns = {name: live.column(name) for name in ("id", "_key", "_seq", "document", "uri", "metadata")}
+    if keep_embedding:
+        columns["embedding"] = live.column("embedding")
+    columns.update(typed_columns(metadatas, column_map))
+    return pa.table(columns)

@@ -1,0 +1,786 @@
+"""One data folder: the registry, the lake, and each open collection's read model.
+
+Durable state is the lake (Parquet through DuckLake) plus the registry's write
+buffer. Each process reads through a read model per open collection: an in-memory
+DuckDB table of every live row without its vector (for filters, get, count and the
+join back after a search) and the usearch index (for vectors and nearest neighbours).
+Both are rebuilt from, and kept in step with, the durable state; other processes'
+commits are noticed by one cheap SQLite check per call.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from vecduck.engine.columns import (
+    BASE_COLUMNS,
+    SQL_TYPES,
+    ColumnMap,
+    assign_column,
+    kinds_in,
+)
+from vecduck.engine.filters import filter_sql, regexes_in
+from vecduck.engine.index import IndexSettings, VectorIndex
+from vecduck.engine.lake import Lake, connect, quote, table_name
+from vecduck.engine.registry import CollectionRecord, Registry
+from vecduck.engine.rows import (
+    RESOLVED_SCHEMA,
+    embeddings_matrix,
+    latest_per_id,
+    load_metadata,
+    resolved_table,
+    tombstones,
+    with_typed_columns,
+)
+from vecduck.errors import InvalidArgumentError, NotFoundError, UniqueConstraintError
+
+# A write of at least this many rows goes straight to the lake; smaller ones are
+# buffered in the registry and moved to the lake once this many rows are waiting.
+FLUSH_ROWS = 5_000
+
+MIRROR_COLUMNS = [name for name in BASE_COLUMNS]
+
+
+@dataclass
+class Rows:
+    """Rows read back from a collection, in storage order."""
+
+    ids: list[str]
+    keys: np.ndarray
+    documents: list[str | None]
+    uris: list[str | None]
+    metadatas: list[dict[str, Any] | None]
+
+
+class OpenCollection:
+    """A process's read model of one collection: mirror table and vector index."""
+
+    def __init__(self, record: CollectionRecord) -> None:
+        self.record = record
+        self.mirror = "m_" + record.id.replace("-", "")
+        self.mirror_columns: set[str] = set()
+        self.index: VectorIndex | None = None
+        self.version = -1
+        self.applied_seq = 0
+        self.pending_rows = 0
+        self.count: int | None = None
+        self.stale = False
+        # Writes applied to the index but not yet to the mirror table.
+        self.unapplied: list[pa.Table] = []
+        self.unapplied_rows: dict[str, tuple[int, Any, Any, Any] | None] = {}
+        # Which ids may be in the mirror: sorted hashes plus a set of recent ids.
+        self.id_hashes = np.empty(0, np.int64)
+        self.recent_ids: set[str] = set()
+
+
+class Store:
+    """Storage and search for every collection in one folder."""
+
+    def __init__(self, folder: str, *, durability: str = "process") -> None:
+        self.folder = os.path.abspath(folder)
+        os.makedirs(os.path.join(self.folder, "index"), exist_ok=True)
+        self.registry = Registry(os.path.join(self.folder, "vecduck.sqlite"), os.path.join(self.folder, "write.lock"))
+        self.registry.set_durability(durability)
+        # Two DuckDB connections: the read model in plain memory, and the lake. Kept
+        # apart because every statement on a connection with a DuckLake attached pays
+        # a catalog round trip, which the hot read path must not.
+        self.con = connect()
+        # One thread: the read model's statements are small, and a second thread costs
+        # more in hand-over than it saves.
+        self.con.execute("SET threads = 1")
+        self.lake = Lake(connect(), self.folder)
+        self._lock = threading.RLock()
+        self._open: dict[str, OpenCollection] = {}
+        self.closed = False
+        self._drop_orphans()
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def close(self) -> None:
+        """Move buffered writes into the lake, save indexes, release files."""
+        with self._lock:
+            if self.closed:
+                return
+            self.flush()
+            self.closed = True
+            self._open.clear()
+            self.con.close()
+            self.lake.con.close()
+            self.registry.close()
+
+    def flush(self, collection_id: str | None = None) -> None:
+        """Move buffered writes into the lake and save the indexes of open collections."""
+        with self._lock, self.registry.writer_lock():
+            ids = [collection_id] if collection_id else self.registry.all_ids()
+            for cid in ids:
+                if self.registry.pending_count(cid):
+                    self._commit_to_lake(cid, [])
+                state = self._open.get(cid)
+                if state is not None and state.index is not None:
+                    state.index.seq = state.applied_seq
+                    state.index.save()
+
+    def _drop_orphans(self) -> None:
+        """Remove lake tables and index files whose collection is gone (after a crash)."""
+        with self._lock, self.registry.writer_lock():
+            known = {table_name(cid) for cid in self.registry.all_ids()}
+            for table in self.lake.tables() - known:
+                if table.startswith("c_"):
+                    self.lake.drop_table(table)
+
+    # -- collections --------------------------------------------------------------------
+    def create_collection(
+        self,
+        name: str,
+        metadata: dict[str, Any] | None,
+        configuration: dict[str, Any],
+        tenant: str,
+        database: str,
+        get_or_create: bool = False,
+    ) -> CollectionRecord:
+        with self._lock, self.registry.writer_lock():
+            existing = self.registry.get_by_name(name, tenant, database)
+            if existing is not None:
+                if get_or_create:
+                    return existing
+                raise UniqueConstraintError(f"Collection [{name}] already exists")
+            record = CollectionRecord(
+                id=str(uuid.uuid4()),
+                name=name,
+                metadata=metadata,
+                configuration=configuration,
+                dimension=None,
+                tenant=tenant,
+                database=database,
+                next_key=1,
+                next_seq=1,
+                lake_seq=0,
+                version=0,
+            )
+            self.lake.create_table(record.id)
+            with self.registry.transaction() as db:
+                self.registry.insert(db, record)
+            self._sync_view(record)
+            return record
+
+    def get_collection(self, name: str, tenant: str, database: str) -> CollectionRecord:
+        record = self.registry.get_by_name(name, tenant, database)
+        if record is None:
+            raise NotFoundError(f"Collection [{name}] does not exist")
+        return record
+
+    def get_collection_by_id(self, collection_id: str) -> CollectionRecord:
+        record = self.registry.get_by_id(collection_id)
+        if record is None:
+            raise NotFoundError(f"Collection [{collection_id}] does not exist")
+        return record
+
+    def list_collections(
+        self, tenant: str, database: str, limit: int | None, offset: int | None
+    ) -> list[CollectionRecord]:
+        return self.registry.list(tenant, database, limit, offset)
+
+    def count_collections(self, tenant: str, database: str) -> int:
+        return self.registry.count(tenant, database)
+
+    def delete_collection(self, name: str, tenant: str, database: str) -> None:
+        with self._lock, self.registry.writer_lock():
+            record = self.get_collection(name, tenant, database)
+            with self.registry.transaction() as db:
+                self.registry.delete(db, record.id)
+            self._forget(record.id)
+            self.lake.drop_view(record.name)
+            self.lake.drop(record.id)
+            VectorIndex(IndexSettings(1), self._index_path(record.id)).discard_files()
+
+    def modify_collection(
+        self,
+        collection_id: str,
+        name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        configuration: dict[str, Any] | None = None,
+    ) -> CollectionRecord:
+        with self._lock, self.registry.writer_lock():
+            record = self.get_collection_by_id(collection_id)
+            old_name = record.name
+            with self.registry.transaction() as db:
+                if name is not None and name != record.name:
+                    if self.registry.get_by_name(name, record.tenant, record.database):
+                        raise UniqueConstraintError(f"Collection [{name}] already exists")
+                    self.registry.rename(db, collection_id, name)
+                if metadata is not None:
+                    self.registry.set_metadata(db, collection_id, metadata)
+                if configuration is not None:
+                    self.registry.set_configuration(db, collection_id, configuration)
+            record = self.get_collection_by_id(collection_id)
+            if record.name != old_name:
+                self.lake.drop_view(old_name)
+                self._sync_view(record)
+            state = self._open.get(collection_id)
+            if state is not None:
+                state.record = record
+                if state.index is not None:
+                    state.index.set_ef_search(hnsw_settings(record).ef_search)
+            return record
+
+    def reset(self) -> None:
+        with self._lock, self.registry.writer_lock():
+            for cid in self.registry.all_ids():
+                record = self.registry.get_by_id(cid)
+                with self.registry.transaction() as db:
+                    self.registry.delete(db, cid)
+                self._forget(cid)
+                if record is not None:
+                    self.lake.drop_view(record.name)
+                self.lake.drop(cid)
+                VectorIndex(IndexSettings(1), self._index_path(cid)).discard_files()
+
+    def _sync_view(self, record: CollectionRecord) -> None:
+        """A lake view named after the collection, for plain-DuckDB users."""
+        if record.tenant == "default_tenant" and record.database == "default_database":
+            self.lake.create_view(record.name, record.id)
+
+    def _forget(self, collection_id: str) -> None:
+        state = self._open.pop(collection_id, None)
+        if state is not None:
+            self.con.execute(f"DROP TABLE IF EXISTS {quote(state.mirror)}")
+
+    def _index_path(self, collection_id: str) -> str:
+        return os.path.join(self.folder, "index", f"{collection_id}.usearch")
+
+    # -- read model ---------------------------------------------------------------------
+    def _state(self, collection_id: str) -> OpenCollection:
+        """The collection's read model, caught up with every committed write."""
+        if self.registry.changed_elsewhere():
+            for state in self._open.values():
+                state.stale = True
+        state = self._open.get(collection_id)
+        if state is None:
+            return self._load(collection_id)
+        if state.stale:
+            state.stale = False
+            snapshot = self.registry.changes(collection_id, state.applied_seq)
+            if snapshot is None:
+                self._forget(collection_id)
+                raise NotFoundError(f"Collection [{collection_id}] does not exist")
+            record, pending = snapshot
+            if record.version != state.version:
+                if record.lake_seq > state.applied_seq:
+                    return self._load(collection_id)
+                state.record = record
+                for _seq, rows in pending:
+                    self._apply(state, rows)
+                state.version = record.version
+        return state
+
+    def _load(self, collection_id: str) -> OpenCollection:
+        """Build the read model from the lake and the write buffer (under the writer lock)."""
+        with self.registry.writer_lock():
+            self._forget(collection_id)
+            snapshot = self.registry.changes(collection_id, 0)
+            if snapshot is None:
+                raise NotFoundError(f"Collection [{collection_id}] does not exist")
+            record, pending = snapshot
+            state = OpenCollection(record)
+            self._ensure_mirror(state)
+            lake_columns = self.lake.columns(collection_id)
+            select = ", ".join(
+                quote(c) if c in lake_columns else f"NULL AS {quote(c)}" for c in sorted(state.mirror_columns)
+            )
+            if lake_columns:
+                rows = self.lake.con.execute(f"SELECT {select} FROM {self.lake.ref(collection_id)}").fetch_arrow_table()
+                self.con.register("_vecduck_lake_rows", rows)
+                try:
+                    self.con.execute(f"INSERT INTO {quote(state.mirror)} BY NAME SELECT * FROM _vecduck_lake_rows")
+                finally:
+                    self.con.unregister("_vecduck_lake_rows")
+            state.applied_seq = record.lake_seq
+            if record.dimension is not None:
+                self._open_index(state, pending)
+            for _seq, rows in pending:
+                self._apply(state, rows)
+            self._materialize(state)
+            self._rebuild_id_hashes(state)
+            state.version = record.version
+            state.pending_rows = sum(rows.num_rows for _seq, rows in pending)
+            self._open[collection_id] = state
+            return state
+
+    def _open_index(self, state: OpenCollection, pending: list[tuple[int, pa.Table]]) -> None:
+        """Load the saved index and catch it up with the lake's rows (pending rows follow)."""
+        record = state.record
+        index = VectorIndex(hnsw_settings(record), self._index_path(record.id))
+        index.load()
+        state.index = index
+        live_keys = self._column_keys(state, "SELECT _key FROM {mirror}")
+        stale = np.setdiff1d(index.keys(), live_keys, assume_unique=True)
+        index.remove(stale)
+        missing = np.setdiff1d(live_keys, index.keys(), assume_unique=True)
+        changed = self._column_keys(state, "SELECT _key FROM {mirror} WHERE _seq > ?", [index.seq])
+        need = np.union1d(missing, changed)
+        if len(need):
+            lake = self.lake.con
+            lake.register("_vecduck_need", pa.table({"k": need}))
+            try:
+                table = lake.execute(
+                    f"SELECT _key, embedding FROM {self.lake.ref(record.id)}"
+                    " WHERE _key IN (SELECT k FROM _vecduck_need)"
+                ).fetch_arrow_table()
+            finally:
+                lake.unregister("_vecduck_need")
+            keys = table.column("_key").to_numpy()
+            index.add(keys, embeddings_matrix(table.column("embedding"), index.settings.dimension))
+
+    def _column_keys(self, state: OpenCollection, sql: str, params: list[Any] | None = None) -> np.ndarray:
+        self._materialize(state)
+        result = self.con.execute(sql.format(mirror=quote(state.mirror)), params or []).fetchnumpy()
+        return np.sort(np.asarray(result["_key"], dtype=np.int64))
+
+    def _ensure_mirror(self, state: OpenCollection) -> None:
+        """Create the mirror table, and add a column for every new metadata (key, kind)."""
+        if not state.mirror_columns:
+            base = ", ".join(f"{quote(name)} {kind}" for name, kind in BASE_COLUMNS.items())
+            self.con.execute(f"CREATE OR REPLACE TABLE {quote(state.mirror)} ({base})")
+            state.mirror_columns = set(BASE_COLUMNS)
+        for (_key, kind), column in state.record.columns.items():
+            if column not in state.mirror_columns:
+                self.con.execute(f"ALTER TABLE {quote(state.mirror)} ADD COLUMN {quote(column)} {SQL_TYPES[kind]}")
+                state.mirror_columns.add(column)
+
+    def _apply(self, state: OpenCollection, rows: pa.Table) -> None:
+        """Apply resolved rows: to the index at once, to the mirror at the next read.
+
+        Deferring the mirror keeps a loop of single-row writes free of DuckDB
+        statements; `state.unapplied` answers for those rows until then.
+        """
+        if rows.num_rows == 0:
+            return
+        if state.index is None and state.record.dimension is not None:
+            state.index = VectorIndex(hnsw_settings(state.record), self._index_path(state.record.id))
+        deleted = rows.column("_deleted").to_numpy(zero_copy_only=False)
+        if state.index is not None:
+            state.index.remove(rows.column("_key").to_numpy(zero_copy_only=False)[deleted])
+            alive = rows.filter(pa.array(~deleted))
+            if alive.num_rows:
+                state.index.add(
+                    alive.column("_key").to_numpy(),
+                    embeddings_matrix(alive.column("embedding"), state.index.settings.dimension),
+                )
+        state.unapplied.append(rows)
+        if rows.num_rows > 1_000 or len(state.unapplied) > 1_000:
+            self._materialize(state)
+        else:
+            for record_id, key, document, uri, metadata, is_deleted in zip(
+                rows.column("id").to_pylist(),
+                rows.column("_key").to_pylist(),
+                rows.column("document").to_pylist(),
+                rows.column("uri").to_pylist(),
+                rows.column("metadata").to_pylist(),
+                deleted.tolist(),
+                strict=True,
+            ):
+                state.unapplied_rows[record_id] = None if is_deleted else (key, document, uri, load_metadata(metadata))
+                state.recent_ids.add(record_id)
+        state.applied_seq = max(state.applied_seq, int(pc.max(rows.column("_seq")).as_py()))
+        state.count = None
+
+    def _materialize(self, state: OpenCollection) -> None:
+        """Bring the mirror up to date with every applied write."""
+        if not state.unapplied:
+            return
+        rows = latest_per_id(state.unapplied)
+        state.unapplied = []
+        state.unapplied_rows = {}
+        self._ensure_mirror(state)
+        mirror = quote(state.mirror)
+        touched = rows.column("id").combine_chunks()
+        if len(touched) <= 1_000:
+            self.con.execute(f"DELETE FROM {mirror} WHERE id IN (SELECT unnest(?::VARCHAR[]))", [touched.to_pylist()])
+        else:
+            self.con.register("_vecduck_touched", pa.table({"id": touched}))
+            try:
+                self.con.execute(f"DELETE FROM {mirror} WHERE id IN (SELECT id FROM _vecduck_touched)")
+            finally:
+                self.con.unregister("_vecduck_touched")
+        live = with_typed_columns(rows, state.record.columns, keep_embedding=False)
+        if live.num_rows:
+            self.con.register("_vecduck_live", live)
+            try:
+                self.con.execute(f"INSERT INTO {mirror} BY NAME SELECT * FROM _vecduck_live")
+            finally:
+                self.con.unregister("_vecduck_live")
+        self._remember_ids(state, live.column("id").to_pylist())
+
+    def _remember_ids(self, state: OpenCollection, ids: list[str]) -> None:
+        """Note ids known to be in the mirror (a superset is fine: it only costs a lookup)."""
+        if len(ids) > 10_000 or len(state.recent_ids) > 100_000:
+            self._rebuild_id_hashes(state)
+        else:
+            state.recent_ids.update(ids)
+
+    def _rebuild_id_hashes(self, state: OpenCollection) -> None:
+        ids = self.con.execute(f"SELECT id FROM {quote(state.mirror)}").fetch_arrow_table().column("id")
+        state.id_hashes = np.unique(np.fromiter((hash(x) for x in ids.to_pylist()), np.int64, len(ids)))
+        state.recent_ids = set()
+
+    def _maybe_present(self, state: OpenCollection, record_id: str) -> bool:
+        if record_id in state.recent_ids:
+            return True
+        hashes = state.id_hashes
+        if len(hashes) == 0:
+            return False
+        h = hash(record_id)
+        at = int(np.searchsorted(hashes, h))
+        return at < len(hashes) and int(hashes[at]) == h
+
+    # -- writes ---------------------------------------------------------------------------
+    def write(
+        self,
+        collection_id: str,
+        mode: str,
+        ids: Sequence[str],
+        embeddings: np.ndarray | None,
+        metadatas: Sequence[dict[str, Any] | None] | None,
+        documents: Sequence[str | None] | None,
+        uris: Sequence[str | None] | None,
+    ) -> None:
+        """Add, upsert or update records, atomically.
+
+        add keeps existing ids untouched; update ignores missing ids; upsert does both
+        jobs. Given fields replace old ones; absent fields (None) keep them; metadata is
+        merged key by key, a None value deleting its key.
+        """
+
+        with self._lock, self.registry.writer_lock():
+            state = self._state(collection_id)
+            record = state.record
+            dimension = self._check_dimension(record, embeddings)
+            current = self._current(state, ids)
+            take: list[int] = []
+            keys: list[int] = []
+            new_count = 0
+            out_meta: list[dict[str, Any] | None] = []
+            out_docs: list[str | None] = []
+            out_uris: list[str | None] = []
+            reuse_vectors: list[int] = []
+            for i, record_id in enumerate(ids):
+                old = current.get(record_id)
+                given_meta = metadatas[i] if metadatas is not None else None
+                given_doc = documents[i] if documents is not None else None
+                given_uri = uris[i] if uris is not None else None
+                if old is None:
+                    if mode == "update":
+                        continue
+                    if embeddings is None:
+                        raise InvalidArgumentError(f"Missing embedding for new record {record_id!r}")
+                    take.append(i)
+                    keys.append(-1)
+                    new_count += 1
+                    if given_meta is not None:
+                        given_meta = {k: v for k, v in given_meta.items() if v is not None}
+                    out_meta.append(given_meta)
+                    out_docs.append(given_doc)
+                    out_uris.append(given_uri)
+                elif mode == "add":
+                    continue
+                else:
+                    old_key, old_doc, old_uri, old_meta = old
+                    take.append(i)
+                    keys.append(old_key)
+                    if embeddings is None:
+                        reuse_vectors.append(len(take) - 1)
+                    out_meta.append(merge_metadata(old_meta, given_meta))
+                    out_docs.append(given_doc if given_doc is not None else old_doc)
+                    out_uris.append(given_uri if given_uri is not None else old_uri)
+            if not take:
+                return
+            new_columns = self._new_columns(record, out_meta)
+            with self.registry.transaction() as db:
+                first_key, seq, version = self.registry.reserve(db, collection_id, new_count, dimension)
+                if new_columns:
+                    self.registry.add_columns(db, collection_id, new_columns)
+                    record.columns.update(new_columns)
+                next_key = first_key
+                for j, key in enumerate(keys):
+                    if key == -1:
+                        keys[j] = next_key
+                        next_key += 1
+                vectors = self._vectors_for(state, embeddings, take, keys, reuse_vectors, dimension)
+                rows = resolved_table([ids[i] for i in take], keys, seq, vectors, out_docs, out_uris, out_meta)
+                buffered = len(take) < FLUSH_ROWS
+                if buffered:
+                    self.registry.append_pending(db, collection_id, seq, rows)
+            if record.dimension is None:
+                record.dimension = dimension
+            if not buffered:
+                self._commit_to_lake(collection_id, [rows])
+            self._after_write(state, rows, buffered, version)
+
+    def delete(
+        self,
+        collection_id: str,
+        ids: Sequence[str] | None,
+        where: dict[str, Any] | None,
+        where_document: dict[str, Any] | None,
+        limit: int | None = None,
+    ) -> int:
+        """Delete matching records atomically; returns how many were deleted."""
+        with self._lock, self.registry.writer_lock():
+            state = self._state(collection_id)
+            matched = self.select(collection_id, ids, where, where_document, limit, None, state=state)
+            if not matched.ids:
+                return 0
+            with self.registry.transaction() as db:
+                _first, seq, version = self.registry.reserve(db, collection_id, 0, None)
+                rows = tombstones(matched.ids, matched.keys, seq)
+                buffered = rows.num_rows < FLUSH_ROWS
+                if buffered:
+                    self.registry.append_pending(db, collection_id, seq, rows)
+            if not buffered:
+                self._commit_to_lake(collection_id, [rows])
+            self._after_write(state, rows, buffered, version)
+            return len(matched.ids)
+
+    def _after_write(self, state: OpenCollection, rows: pa.Table, buffered: bool, version: int) -> None:
+        state.version = version
+        self._apply(state, rows)
+        if buffered:
+            state.pending_rows += rows.num_rows
+            if state.pending_rows >= FLUSH_ROWS:
+                self._commit_to_lake(state.record.id, [])
+
+    def _commit_to_lake(self, collection_id: str, extra: list[pa.Table]) -> None:
+        """Move the write buffer (and `extra` rows) into the lake in one lake transaction."""
+        pending = self.registry.pending(collection_id)
+        tables = [rows for _seq, rows in pending] + extra
+        if not tables:
+            return
+        through = max(int(pc.max(t.column("_seq")).as_py()) for t in tables)
+        latest = latest_per_id(tables)
+        record = self.get_collection_by_id(collection_id)
+        deleted = latest.filter(latest.column("_deleted")).column("id").combine_chunks()
+        live = with_typed_columns(latest, record.columns, keep_embedding=True)
+        self.lake.replace_rows(collection_id, record.columns, live, deleted)
+        with self.registry.transaction() as db:
+            version = self.registry.mark_flushed(db, collection_id, through)
+        state = self._open.get(collection_id)
+        if state is not None:
+            state.version = version
+            state.pending_rows = 0
+            if state.index is not None:
+                state.index.seq = state.applied_seq
+                state.index.save()
+
+    def _check_dimension(self, record: CollectionRecord, embeddings: np.ndarray | None) -> int | None:
+        if embeddings is None:
+            return record.dimension
+        dimension = embeddings.shape[1]
+        if record.dimension is not None and dimension != record.dimension:
+            raise InvalidArgumentError(
+                f"Collection expecting embedding with dimension of {record.dimension}, got {dimension}"
+            )
+        return dimension
+
+    def _current(self, state: OpenCollection, ids: Sequence[str]) -> dict[str, tuple[int, Any, Any, Any]]:
+        """Existing records among `ids`: id -> (key, document, uri, metadata).
+
+        Ids never seen are answered without a query, so a loop of adds of new ids
+        touches no table.
+        """
+        found: dict[str, tuple[int, Any, Any, Any]] = {}
+        ask: list[str] = []
+        for record_id in ids:
+            if record_id in state.unapplied_rows:
+                row = state.unapplied_rows[record_id]
+                if row is not None:
+                    found[record_id] = row
+            elif self._maybe_present(state, record_id):
+                ask.append(record_id)
+        if ask:
+            for row in self.con.execute(
+                f"SELECT id, _key, document, uri, metadata FROM {quote(state.mirror)}"
+                " WHERE id IN (SELECT unnest(?::VARCHAR[]))",
+                [ask],
+            ).fetchall():
+                found[row[0]] = (row[1], row[2], row[3], load_metadata(row[4]))
+        return found
+
+    def _new_columns(self, record: CollectionRecord, metadatas: list[dict[str, Any] | None]) -> ColumnMap:
+        taken = set(record.columns.values()) | set(BASE_COLUMNS) | {"embedding"}
+        new: ColumnMap = {}
+        for pair in sorted(kinds_in(metadatas)):
+            if pair not in record.columns:
+                name = assign_column(pair[0], pair[1], taken)
+                taken.add(name)
+                new[pair] = name
+        return new
+
+    def _vectors_for(
+        self,
+        state: OpenCollection,
+        embeddings: np.ndarray | None,
+        take: list[int],
+        keys: list[int],
+        reuse: list[int],
+        dimension: int | None,
+    ) -> np.ndarray:
+        """The vector of every resolved row: given ones, or the stored one when kept."""
+        if embeddings is not None:
+            return embeddings[take]
+        assert dimension is not None and state.index is not None
+        return state.index.vectors(np.asarray(keys, dtype=np.int64))
+
+    # -- reads ----------------------------------------------------------------------------
+    def count(self, collection_id: str) -> int:
+        with self._lock:
+            state = self._state(collection_id)
+            self._materialize(state)
+            if state.count is None:
+                state.count = self.con.execute(f"SELECT count(*) FROM {quote(state.mirror)}").fetchone()[0]
+            return state.count
+
+    def dimension(self, collection_id: str) -> int | None:
+        with self._lock:
+            return self._state(collection_id).record.dimension
+
+    def _where(
+        self,
+        state: OpenCollection,
+        ids: Sequence[str] | None,
+        where: dict[str, Any] | None,
+        where_document: dict[str, Any] | None,
+        params: list[Any],
+    ) -> str:
+        for pattern in regexes_in(where, where_document):
+            try:
+                self.con.execute("SELECT regexp_matches('', ?)", [pattern])
+            except duckdb.Error as exc:
+                raise InvalidArgumentError(f"Regex syntax error: {exc}") from None
+        sql = filter_sql(where, where_document, state.record.columns, params)
+        if ids is not None:
+            sql += " AND id IN (SELECT unnest(?::VARCHAR[]))"
+            params.append(list(ids))
+        return sql
+
+    def select(
+        self,
+        collection_id: str,
+        ids: Sequence[str] | None,
+        where: dict[str, Any] | None,
+        where_document: dict[str, Any] | None,
+        limit: int | None,
+        offset: int | None,
+        state: OpenCollection | None = None,
+    ) -> Rows:
+        """Matching records in storage order, after offset, at most limit."""
+        with self._lock:
+            state = state or self._state(collection_id)
+            self._materialize(state)
+            params: list[Any] = []
+            sql = self._where(state, ids, where, where_document, params)
+            page = " OFFSET ?" if limit is None else " LIMIT ? OFFSET ?"
+            params += [offset or 0] if limit is None else [limit, offset or 0]
+            table = self.con.execute(
+                f"SELECT id, _key, document, uri, metadata FROM {quote(state.mirror)} WHERE {sql} ORDER BY _key{page}",
+                params,
+            ).fetch_arrow_table()
+            return rows_from(table)
+
+    def vectors(self, collection_id: str, keys: np.ndarray) -> np.ndarray:
+        with self._lock:
+            state = self._state(collection_id)
+            if state.index is None:
+                return np.empty((len(keys), 0), np.float32)
+            return state.index.vectors(keys)
+
+    def search(
+        self,
+        collection_id: str,
+        queries: np.ndarray,
+        n_results: int,
+        ids: Sequence[str] | None,
+        where: dict[str, Any] | None,
+        where_document: dict[str, Any] | None,
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict[int, int], Rows]:
+        """Nearest neighbours per query among matching records, and the matched rows.
+
+        Returns per-query (keys, distances), a map key -> row position, and the rows.
+        """
+        with self._lock:
+            state = self._state(collection_id)
+            record = state.record
+            if record.dimension is not None and queries.shape[1] != record.dimension:
+                raise InvalidArgumentError(
+                    f"Collection expecting embedding with dimension of {record.dimension}, got {queries.shape[1]}"
+                )
+            if state.index is None or len(state.index) == 0:
+                empty = (np.empty(0, np.int64), np.empty(0, np.float32))
+                return [empty for _ in queries], {}, rows_from(None)
+            candidates = None
+            if ids is not None or where is not None or where_document is not None:
+                params: list[Any] = []
+                sql = self._where(state, ids, where, where_document, params)
+                candidates = self._column_keys(state, f"SELECT _key FROM {{mirror}} WHERE {sql}", params)
+            self._materialize(state)
+            hits = state.index.search(queries, n_results, candidates)
+            all_keys = np.unique(np.concatenate([keys for keys, _ in hits])) if hits else np.empty(0)
+            self.con.register("_vecduck_keys", pa.table({"k": pa.array(all_keys, pa.int64())}))
+            try:
+                table = self.con.execute(
+                    f"SELECT id, _key, document, uri, metadata FROM {quote(state.mirror)}"
+                    " WHERE _key IN (SELECT k FROM _vecduck_keys)"
+                ).fetch_arrow_table()
+            finally:
+                self.con.unregister("_vecduck_keys")
+            rows = rows_from(table)
+            position = {int(key): i for i, key in enumerate(rows.keys)}
+            return hits, position, rows
+
+
+def rows_from(table: pa.Table | None) -> Rows:
+    if table is None or table.num_rows == 0:
+        return Rows([], np.empty(0, np.int64), [], [], [])
+    return Rows(
+        ids=table.column("id").to_pylist(),
+        keys=table.column("_key").to_numpy(),
+        documents=table.column("document").to_pylist(),
+        uris=table.column("uri").to_pylist(),
+        metadatas=[load_metadata(text) for text in table.column("metadata").to_pylist()],
+    )
+
+
+def merge_metadata(old: dict[str, Any] | None, given: dict[str, Any] | None) -> dict[str, Any] | None:
+    """chromadb's update rule: given keys overwrite, a None value deletes its key."""
+    if given is None:
+        return old
+    merged = dict(old or {})
+    for key, value in given.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def hnsw_settings(record: CollectionRecord) -> IndexSettings:
+    hnsw = record.configuration.get("hnsw") or {}
+    assert record.dimension is not None
+    return IndexSettings(
+        dimension=record.dimension,
+        space=hnsw.get("space", "l2"),
+        max_neighbors=int(hnsw.get("max_neighbors", 16)),
+        ef_construction=int(hnsw.get("ef_construction", 100)),
+        ef_search=int(hnsw.get("ef_search", 100)),
+    )
+
+
+__all__ = ["FLUSH_ROWS", "MIRROR_COLUMNS", "RESOLVED_SCHEMA", "Rows", "Store"]
