@@ -17,6 +17,7 @@ from vecduck.api.client import (
 )
 from vecduck.api.collection import Collection
 from vecduck.api.types import GetResult, QueryResult
+from vecduck.engine.lake import open_readonly as duckdb_connect
 
 __all__ = [
     "Client",
@@ -27,5 +28,6 @@ __all__ = [
     "QueryResult",
     "Settings",
     "__version__",
+    "duckdb_connect",
     "errors",
 ]

@@ -9,7 +9,6 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from vecduck import __version__
@@ -40,15 +39,13 @@ class _Unset:
 UNSET: Any = _Unset()
 
 
-@dataclass
 class Settings:
-    """Client settings; field names follow chromadb's `Settings` where they overlap."""
+    """Client settings; names follow chromadb's `Settings` where they overlap.
 
-    allow_reset: bool = False
-    is_persistent: bool = False
-    persist_directory: str = "./chroma"
-    anonymized_telemetry: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    `durability` (persistent clients): "process" (default) keeps every acknowledged
+    write through any crash of the process; "fsync" also through a power cut, at the
+    price of an fsync per write.
+    """
 
     def __init__(
         self,
@@ -56,13 +53,18 @@ class Settings:
         is_persistent: bool = False,
         persist_directory: str = "./chroma",
         anonymized_telemetry: bool = False,
+        durability: str = "process",
         **extra: Any,
     ) -> None:
         self.allow_reset = allow_reset
         self.is_persistent = is_persistent
         self.persist_directory = persist_directory
         self.anonymized_telemetry = anonymized_telemetry
+        self.durability = durability
         self.extra = extra
+
+    def __repr__(self) -> str:
+        return f"Settings(allow_reset={self.allow_reset}, durability={self.durability!r})"
 
 
 class _SharedStores:
@@ -74,12 +76,12 @@ class _SharedStores:
         self._ephemeral: Store | None = None
         self._ephemeral_dir: str | None = None
 
-    def acquire(self, folder: str) -> Store:
+    def acquire(self, folder: str, durability: str) -> Store:
         key = os.path.realpath(folder)
         with self._lock:
             store, users = self._stores.get(key, (None, 0))
             if store is None or store.closed:
-                store, users = Store(key), 0
+                store, users = Store(key, durability=durability), 0
             self._stores[key] = (store, users + 1)
             return store
 
@@ -139,7 +141,7 @@ class Client:
             self._shared = False
         else:
             os.makedirs(self._path, exist_ok=True)
-            self._store = STORES.acquire(self._path)
+            self._store = STORES.acquire(self._path, self._settings.durability)
             self._shared = True
 
     # -- lifecycle ------------------------------------------------------------------------

@@ -89,6 +89,25 @@ def retry_conflicts(action: Callable[[], T], attempts: int = 50) -> T:
     raise AssertionError("unreachable")
 
 
+def open_readonly(folder: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
+    """A plain DuckDB connection with a vecduck folder's lake attached read-only as `lake`.
+
+    Each collection is a view `lake.<name>` (its records, metadata keys as columns).
+    It shows what has reached the lake; `Client.flush()` or `close()` moves buffered
+    writes there.
+    """
+    folder = os.fspath(folder)
+    catalog = os.path.join(folder, "lake.sqlite")
+    if not os.path.exists(catalog):
+        raise FileNotFoundError(f"No vecduck data folder at {folder!r}")
+    con = connect()
+    load_extensions(con)
+    data = os.path.join(folder, "data") + os.sep
+    con.execute(f"ATTACH 'ducklake:sqlite:{_escape(catalog)}' AS {LAKE} (DATA_PATH '{_escape(data)}', READ_ONLY)")
+    con.execute(f"USE {LAKE}")
+    return con
+
+
 class Lake:
     """A DuckLake attached to one DuckDB connection."""
 

@@ -116,7 +116,8 @@ def latest_per_id(tables: Sequence[pa.Table]) -> pa.Table:
         .aggregate([("pos", "max")])
         .column("pos_max")
     )
-    return combined.take(pc.sort_indices(last))
+    # Row positions of each id's last row, in write order.
+    return combined.take(last.take(pc.array_sort_indices(last)))
 
 
 def with_typed_columns(rows: pa.Table, column_map: ColumnMap, keep_embedding: bool) -> pa.Table:

@@ -297,7 +297,7 @@ class Store:
                 quote(c) if c in lake_columns else f"NULL AS {quote(c)}" for c in sorted(state.mirror_columns)
             )
             if lake_columns:
-                rows = self.lake.con.execute(f"SELECT {select} FROM {self.lake.ref(collection_id)}").fetch_arrow_table()
+                rows = self.lake.con.execute(f"SELECT {select} FROM {self.lake.ref(collection_id)}").to_arrow_table()
                 self.con.register("_vecduck_lake_rows", rows)
                 try:
                     self.con.execute(f"INSERT INTO {quote(state.mirror)} BY NAME SELECT * FROM _vecduck_lake_rows")
@@ -334,7 +334,7 @@ class Store:
                 table = lake.execute(
                     f"SELECT _key, embedding FROM {self.lake.ref(record.id)}"
                     " WHERE _key IN (SELECT k FROM _vecduck_need)"
-                ).fetch_arrow_table()
+                ).to_arrow_table()
             finally:
                 lake.unregister("_vecduck_need")
             keys = table.column("_key").to_numpy()
@@ -428,7 +428,7 @@ class Store:
             state.recent_ids.update(ids)
 
     def _rebuild_id_hashes(self, state: OpenCollection) -> None:
-        ids = self.con.execute(f"SELECT id FROM {quote(state.mirror)}").fetch_arrow_table().column("id")
+        ids = self.con.execute(f"SELECT id FROM {quote(state.mirror)}").to_arrow_table().column("id")
         state.id_hashes = np.unique(np.fromiter((hash(x) for x in ids.to_pylist()), np.int64, len(ids)))
         state.recent_ids = set()
 
@@ -692,7 +692,7 @@ class Store:
             table = self.con.execute(
                 f"SELECT id, _key, document, uri, metadata FROM {quote(state.mirror)} WHERE {sql} ORDER BY _key{page}",
                 params,
-            ).fetch_arrow_table()
+            ).to_arrow_table()
             return rows_from(table)
 
     def vectors(self, collection_id: str, keys: np.ndarray) -> np.ndarray:
@@ -738,7 +738,7 @@ class Store:
                 table = self.con.execute(
                     f"SELECT id, _key, document, uri, metadata FROM {quote(state.mirror)}"
                     " WHERE _key IN (SELECT k FROM _vecduck_keys)"
-                ).fetch_arrow_table()
+                ).to_arrow_table()
             finally:
                 self.con.unregister("_vecduck_keys")
             rows = rows_from(table)

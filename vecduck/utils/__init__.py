@@ -1,0 +1,1 @@
+"""Helpers importable under chromadb's module paths (``vecduck.utils.embedding_functions``)."""
