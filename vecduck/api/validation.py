@@ -27,16 +27,15 @@ RESERVED_DOCUMENT_KEY = "chroma:document"
 
 
 def in_method(name: str) -> Callable[[F], F]:
-    """Suffix client-side validation errors with " in <name>." as chromadb does."""
+    """Suffix errors of the client-side phase with " in <name>." as chromadb does."""
 
     def decorate(func: F) -> F:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 return func(*args, **kwargs)
-            except (ValueError, TypeError) as exc:
-                if type(exc) in (ValueError, TypeError, DuplicateIDError) or isinstance(exc, DuplicateIDError):
-                    exc.args = (f"{exc.args[0] if exc.args else ''} in {name}.", *exc.args[1:])
+            except Exception as exc:
+                exc.args = (f"{exc.args[0] if exc.args else ''} in {name}.", *exc.args[1:])
                 raise
 
         return wrapper  # type: ignore[return-value]
