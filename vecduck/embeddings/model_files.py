@@ -56,11 +56,8 @@ class ModelFilesError(RuntimeError):
 def cache_dir() -> Path:
     """Folder holding downloaded model files: ``$VECDUCK_CACHE_DIR`` or the user cache."""
     root = os.environ.get("VECDUCK_CACHE_DIR")
-    if root:
-        base = Path(root)
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vecduck"
-    return base / "models" / MODEL_NAME
+    user_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return (Path(root) if root else user_cache / "vecduck") / "models" / MODEL_NAME
 
 
 def package_model_dir() -> Path | None:

@@ -40,6 +40,7 @@ class VectorIndex:
         self.settings = settings
         self.path = path
         self.seq = 0
+        self.changes_since_save = 0
         self.index = self._new()
 
     def _new(self) -> Index:
@@ -82,6 +83,15 @@ class VectorIndex:
         self.seq = int(marker["seq"])
         return True
 
+    def save_if_worth_it(self, seq: int) -> None:
+        """Save when much has changed since the last save, so that saving stays O(n) overall.
+
+        A stale file is never wrong, only slower to open: it is caught up from the table.
+        """
+        if self.changes_since_save >= max(10_000, len(self.index) // 4):
+            self.seq = seq
+            self.save()
+
     def save(self) -> None:
         """Write the index, then its marker, each by atomic rename (marker never ahead)."""
         if self.path is None:
@@ -101,6 +111,7 @@ class VectorIndex:
             json.dump(marker, f)
         _fsync(self._marker_path() + ".tmp")
         os.replace(self._marker_path() + ".tmp", self._marker_path())
+        self.changes_since_save = 0
 
     def discard_files(self) -> None:
         if self.path is None:
@@ -127,12 +138,14 @@ class VectorIndex:
         if np.any(present):
             self.index.remove(keys[present])
         self.index.add(keys, np.ascontiguousarray(vectors, dtype=np.float32), threads=os.cpu_count() or 1)
+        self.changes_since_save += len(keys)
 
     def remove(self, keys: np.ndarray) -> None:
         if len(keys) and len(self.index):
             present = self.index.contains(keys)
             if np.any(present):
                 self.index.remove(keys[present])
+                self.changes_since_save += int(present.sum())
 
     def vectors(self, keys: np.ndarray) -> np.ndarray:
         """Stored vectors of `keys`, as an (n, dimension) float32 array."""

@@ -125,7 +125,7 @@ class Store:
                 if self.registry.pending_count(cid):
                     self._commit_to_lake(cid, [])
                 state = self._open.get(cid)
-                if state is not None and state.index is not None:
+                if state is not None and state.index is not None and state.index.changes_since_save:
                     state.index.seq = state.applied_seq
                     state.index.save()
 
@@ -577,8 +577,7 @@ class Store:
             state.version = version
             state.pending_rows = 0
             if state.index is not None:
-                state.index.seq = state.applied_seq
-                state.index.save()
+                state.index.save_if_worth_it(state.applied_seq)
 
     def _check_dimension(self, record: CollectionRecord, embeddings: np.ndarray | None) -> int | None:
         if embeddings is None:

@@ -1,0 +1,86 @@
+"""The ``vecduck`` command: ``vecduck run`` serves a folder over Chroma's HTTP API."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from vecduck import __version__
+
+
+def _size(text: str) -> int:
+    """A byte count, with an optional K/M/G suffix (binary units)."""
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    text = text.strip().lower().removesuffix("b").removesuffix("i")
+    factor = units.get(text[-1:], 1)
+    number = text[:-1] if text[-1:] in units else text
+    try:
+        value = int(float(number) * factor)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("size must be positive")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    from vecduck.server import DEFAULT_MAX_BODY_BYTES
+
+    top = argparse.ArgumentParser(prog="vecduck", description="vecduck: a Chroma-compatible embedding database")
+    top.add_argument("--version", action="version", version=f"vecduck {__version__}")
+    commands = top.add_subparsers(dest="command", required=True)
+    run = commands.add_parser(
+        "run",
+        help="serve a data folder over Chroma's HTTP API",
+        description="Serve a persistent folder over Chroma's HTTP API (v2). Stop with Ctrl-C or SIGTERM.",
+    )
+    run.add_argument("--path", default="./chroma", help="data folder (created if missing; default ./chroma)")
+    run.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    run.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    run.add_argument(
+        "--auth-token",
+        default=os.environ.get("VECDUCK_AUTH_TOKEN") or None,
+        help="require this token (Authorization: Bearer / X-Chroma-Token); default $VECDUCK_AUTH_TOKEN",
+    )
+    run.add_argument(
+        "--allow-reset",
+        action="store_true",
+        default=os.environ.get("VECDUCK_ALLOW_RESET", "").lower() in ("1", "true", "yes"),
+        help="allow POST /reset to delete every collection (default: refused with 403)",
+    )
+    run.add_argument(
+        "--max-body-bytes",
+        type=_size,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help="largest request body accepted, e.g. 64M (default 64 MiB); larger ones get 413",
+    )
+    run.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``vecduck`` console script."""
+    args = parser().parse_args(argv)
+    if args.command == "run":
+        from vecduck.server import serve
+
+        logging.basicConfig(
+            level=args.log_level.upper(), format="%(levelname)s:     %(message)s", stream=sys.stderr
+        )
+        serve(
+            args.path,
+            args.host,
+            args.port,
+            auth_token=args.auth_token,
+            allow_reset=args.allow_reset,
+            max_body_bytes=args.max_body_bytes,
+            log_level=args.log_level,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

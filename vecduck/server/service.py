@@ -1,0 +1,289 @@
+"""Chroma's REST operations over one embedded client: one method per route, no HTTP.
+
+Every behaviour is the api layer's (`vecduck.api`): the server decodes the wire
+format, then calls the same `Collection._write/_get/_query/_delete/_modify` and client
+methods the embedded API calls after its client-side checks. Methods are blocking and
+thread-safe (the engine serialises on its own locks); the web layer runs them in a
+thread pool.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from vecduck import __version__
+from vecduck.api import validation as v
+from vecduck.api.client import DEFAULT_DATABASE, DEFAULT_TENANT, MAX_BATCH_SIZE, Client
+from vecduck.api.collection import Collection
+from vecduck.errors import ChromaError, InvalidArgumentError, NotFoundError
+from vecduck.server import wire
+
+ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+
+
+class HttpError(ChromaError):
+    """An answer decided by the server itself: a status and Chroma's error name."""
+
+    def __init__(self, status: int, name: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_name = name
+
+    def code(self) -> int:
+        return self.status
+
+
+def not_supported(what: str) -> HttpError:
+    return HttpError(501, "ChromaError", f"{what} is not supported by vecduck")
+
+
+class Service:
+    """The operations of Chroma's v2 API on the folder a `vecduck.Client` opened."""
+
+    def __init__(self, client: Client, allow_reset: bool = False) -> None:
+        self.client = client
+        self.allow_reset = allow_reset
+
+    # -- server ---------------------------------------------------------------------------
+    def heartbeat(self) -> dict[str, int]:
+        return {"nanosecond heartbeat": time.time_ns()}
+
+    def version(self) -> str:
+        return __version__
+
+    def pre_flight(self) -> dict[str, Any]:
+        return {"max_batch_size": MAX_BATCH_SIZE, "supports_base64_encoding": True}
+
+    def identity(self) -> dict[str, Any]:
+        return {"user_id": "", "tenant": DEFAULT_TENANT, "databases": [DEFAULT_DATABASE]}
+
+    def healthcheck(self) -> dict[str, bool]:
+        return {"is_executor_ready": True, "is_log_client_ready": True}
+
+    def reset(self) -> bool:
+        if not self.allow_reset:
+            raise HttpError(403, "ChromaError", "Reset is disabled by config")
+        return self.client.reset()  # the client is opened with allow_reset=self.allow_reset
+
+    # -- tenants and databases (one of each: the defaults) ----------------------------------
+    def get_tenant(self, tenant: str) -> dict[str, Any]:
+        self._tenant(tenant)
+        return {"name": tenant, "resource_name": None}
+
+    def create_tenant(self, body: Any) -> dict[str, Any]:
+        name = wire.body_object(body).get("name")
+        if name == DEFAULT_TENANT:
+            raise HttpError(409, "ChromaError", f"Tenant [{name}] already exists")
+        raise not_supported("Creating tenants other than default_tenant")
+
+    def list_databases(self, tenant: str) -> list[dict[str, Any]]:
+        self._tenant(tenant)
+        return [self._database_json(tenant)]
+
+    def get_database(self, tenant: str, database: str) -> dict[str, Any]:
+        self._scope(tenant, database)
+        return self._database_json(tenant)
+
+    def create_database(self, tenant: str, body: Any) -> dict[str, Any]:
+        self._tenant(tenant)
+        name = wire.body_object(body).get("name")
+        if name == DEFAULT_DATABASE:
+            raise HttpError(409, "ChromaError", f"Database [{name}] already exists")
+        raise not_supported("Creating databases other than default_database")
+
+    def _database_json(self, tenant: str) -> dict[str, Any]:
+        return {"id": ZERO_UUID, "name": DEFAULT_DATABASE, "tenant": tenant}
+
+    def _tenant(self, tenant: str) -> None:
+        if tenant != DEFAULT_TENANT:
+            raise NotFoundError(f"Tenant [{tenant}] not found")
+
+    def _scope(self, tenant: str, database: str) -> None:
+        self._tenant(tenant)
+        if database != DEFAULT_DATABASE:
+            raise NotFoundError(f"Database [{database}] not found. Are you sure it exists?")
+
+    # -- collections ------------------------------------------------------------------------
+    def list_collections(self, tenant: str, database: str, limit: Any, offset: Any) -> list[dict[str, Any]]:
+        self._scope(tenant, database)
+        limit, offset = _query_int(limit, "limit"), _query_int(offset, "offset")
+        # The store's records directly: Client.list_collections would rebuild every
+        # collection's embedding function, which a server must never do.
+        records = self.client._store_for_use().list_collections(
+            tenant, database, v.check_limit(limit), v.check_limit(offset, "offset")
+        )
+        return [wire.collection_json(Collection(self.client, record, None)) for record in records]
+
+    def count_collections(self, tenant: str, database: str) -> int:
+        self._scope(tenant, database)
+        return self.client.count_collections()
+
+    def create_collection(self, tenant: str, database: str, body: Any) -> dict[str, Any]:
+        self._scope(tenant, database)
+        body = wire.body_object(body)
+        name = body.get("name")
+        if not isinstance(name, str):
+            raise wire.SchemaError(
+                f"Failed to deserialize the JSON body into the target type: name: expected a string, got {name!r}"
+            )
+        metadata = wire.dict_field(body, "metadata")
+        configuration = dict(wire.dict_field(body, "configuration") or {})
+        # The stored embedding-function record is the request's, verbatim (None if absent):
+        # build_configuration lets configuration["embedding_function"] win.
+        configuration.setdefault("embedding_function", None)
+        collection = self.client.create_collection(
+            name,
+            configuration=configuration,
+            metadata=metadata,
+            embedding_function=None,
+            get_or_create=wire.bool_field(body, "get_or_create"),
+        )
+        return wire.collection_json(collection)
+
+    def get_collection(self, tenant: str, database: str, name: str) -> dict[str, Any]:
+        self._scope(tenant, database)
+        return wire.collection_json(self.client.get_collection(name, embedding_function=None))
+
+    def get_collection_by_id(self, tenant: str, database: str, collection_id: str) -> dict[str, Any]:
+        return wire.collection_json(self._collection(tenant, database, collection_id))
+
+    def delete_collection(self, tenant: str, database: str, name: str) -> dict[str, Any]:
+        self._scope(tenant, database)
+        self.client.delete_collection(name)
+        return {}
+
+    def modify_collection(self, tenant: str, database: str, collection_id: str, body: Any) -> dict[str, Any]:
+        collection = self._collection(tenant, database, collection_id)
+        body = wire.body_object(body)
+        new_name = body.get("new_name")
+        if new_name is not None and not isinstance(new_name, str):
+            raise wire.SchemaError(
+                "Failed to deserialize the JSON body into the target type: new_name: expected a string"
+            )
+        # Chroma's clients send every configuration section, unset ones as null: null means "unchanged"
+        configuration = {k: val for k, val in (wire.dict_field(body, "new_configuration") or {}).items() if val is not None}
+        collection._modify(new_name, wire.dict_field(body, "new_metadata"), configuration or None)
+        return {}
+
+    def _collection(self, tenant: str, database: str, collection_id: str) -> Collection:
+        self._scope(tenant, database)
+        try:
+            parsed = uuid.UUID(collection_id)
+        except ValueError:
+            raise InvalidArgumentError(f"Collection ID is not a valid UUIDv4: {collection_id!r}") from None
+        collection = self.client.get_collection_by_id(str(parsed), embedding_function=None)
+        if collection.tenant != tenant or collection.database != database:
+            raise NotFoundError(f"Collection [{collection_id}] does not exist")
+        return collection
+
+    # -- records ----------------------------------------------------------------------------
+    def write(self, tenant: str, database: str, collection_id: str, mode: str, body: Any) -> dict[str, Any]:
+        """add / upsert / update: repeated ids keep their last record, as Chroma's server does."""
+        collection = self._collection(tenant, database, collection_id)
+        body = wire.body_object(body)
+        ids = wire.ids_field(body, required=True)
+        assert ids is not None
+        embeddings = wire.embeddings_field(body, "embeddings", nullable_items=mode == "update")
+        if embeddings is None and mode != "update":
+            raise wire.SchemaError(
+                f"Failed to deserialize the JSON body into the target type: embeddings: required for {mode}"
+            )
+        metadatas = wire.metadatas_field(body)
+        documents = wire.optional_str_list(body, "documents", nullable_items=True)
+        uris = wire.optional_str_list(body, "uris", nullable_items=True)
+        wire.check_lengths(ids, embeddings=embeddings, metadatas=metadatas, documents=documents, uris=uris)
+        if not ids:
+            return {}
+        ids, (embeddings, metadatas, documents, uris) = wire.last_one_wins(ids, embeddings, metadatas, documents, uris)
+        if embeddings is not None and any(e is None for e in embeddings):
+            # update with some records' embeddings null: the api writes a whole batch with
+            # or without vectors, so the records with vectors and those without go apart.
+            with_vectors = [i for i, e in enumerate(embeddings) if e is not None]
+            without = [i for i, e in enumerate(embeddings) if e is None]
+            for part, vectors in ((with_vectors, True), (without, False)):
+                if part:
+                    collection._write(
+                        mode,
+                        [ids[i] for i in part],
+                        [embeddings[i] for i in part] if vectors else None,
+                        _pick(metadatas, part),
+                        _pick(documents, part),
+                        _pick(uris, part),
+                    )
+            return {}
+        collection._write(mode, ids, embeddings, metadatas, documents, uris)
+        return {}
+
+    def get(self, tenant: str, database: str, collection_id: str, body: Any) -> dict[str, Any]:
+        collection = self._collection(tenant, database, collection_id)
+        body = wire.body_object(body)
+        include = wire.include_field(body, wire.GET_INCLUDE_DEFAULT)
+        result = collection._get(
+            wire.ids_field(body, required=False),
+            wire.dict_field(body, "where"),
+            wire.count_field(body, "limit"),
+            wire.count_field(body, "offset"),
+            wire.dict_field(body, "where_document"),
+            [item for item in include if item != "data"],
+        )
+        return wire.get_response(result, include)
+
+    def query(self, tenant: str, database: str, collection_id: str, body: Any) -> dict[str, Any]:
+        collection = self._collection(tenant, database, collection_id)
+        body = wire.body_object(body)
+        include = wire.include_field(body, wire.QUERY_INCLUDE_DEFAULT)
+        queries = wire.embeddings_field(body, "query_embeddings", nullable_items=False)
+        if queries is None:
+            raise wire.SchemaError(
+                "Failed to deserialize the JSON body into the target type: query_embeddings: required"
+            )
+        n_results = wire.count_field(body, "n_results")
+        n_results = 10 if n_results is None else n_results
+        ids = wire.ids_field(body, required=False)
+        where = wire.dict_field(body, "where")
+        where_document = wire.dict_field(body, "where_document")
+        if not queries or n_results == 0:
+            if queries:
+                v.check_embeddings(queries)
+            return wire.empty_query_response(len(queries), include)
+        result = collection._query(
+            queries, n_results, ids, where, where_document, [item for item in include if item != "data"]
+        )
+        return wire.query_response(result, include)
+
+    def delete(self, tenant: str, database: str, collection_id: str, body: Any) -> dict[str, int]:
+        collection = self._collection(tenant, database, collection_id)
+        body = wire.body_object(body)
+        ids = wire.ids_field(body, required=False)
+        where = wire.dict_field(body, "where")
+        where_document = wire.dict_field(body, "where_document")
+        limit = wire.count_field(body, "limit")
+        if ids is None and where is None and where_document is None:
+            return {"deleted": 0}
+        return {"deleted": collection._delete(ids, where, where_document, limit)}
+
+    def count(self, tenant: str, database: str, collection_id: str, level: str | None) -> int:
+        wire.read_level(level)
+        return self._collection(tenant, database, collection_id).count()
+
+
+def _pick(values: list[Any] | None, at: list[int]) -> list[Any] | None:
+    return None if values is None else [values[i] for i in at]
+
+
+def _query_int(value: str | None, name: str) -> int | None:
+    """A `?limit=`/`?offset=` query parameter."""
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise InvalidArgumentError(f"{name} must be a non-negative integer, got {value!r}") from None
+    if number < 0 or number >= 2**63:
+        raise InvalidArgumentError(f"{name} must be a non-negative integer, got {value!r}")
+    return number
+
+
+__all__ = ["HttpError", "Service", "not_supported"]
