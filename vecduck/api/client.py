@@ -211,8 +211,6 @@ class Client:
         get_or_create: bool = False,
     ) -> Collection:
         """Create a collection; an existing name raises unless `get_or_create`."""
-        if metadata is not None:
-            v.validate_metadata(metadata)
         v.check_collection_name(name)
         v.check_collection_metadata(metadata)
         ef = default_embedding_function() if embedding_function is UNSET else embedding_function
