@@ -41,6 +41,7 @@ class VectorIndex:
         self.path = path
         self.seq = 0
         self.changes_since_save = 0
+        self.viewed = False
         self.index = self._new()
 
     def _new(self) -> Index:
@@ -60,7 +61,11 @@ class VectorIndex:
         return self.path + ".json"
 
     def load(self) -> bool:
-        """Load the saved index if it is whole and matches; False means start empty."""
+        """Open the saved index if it is whole and matches; False means start empty.
+
+        The file is memory-mapped (opening costs no read of the vectors); the first
+        change loads it into memory.
+        """
         if self.path is None or not os.path.exists(self.path):
             return False
         try:
@@ -73,15 +78,27 @@ class VectorIndex:
             ):
                 return False
             index = self._new()
-            index.load(self.path)
+            index.view(self.path)
             index.expansion_search = self.settings.ef_search
             if len(index) != marker.get("count"):
                 return False
         except (OSError, ValueError, RuntimeError, KeyError):
             return False
         self.index = index
+        self.viewed = True
         self.seq = int(marker["seq"])
         return True
+
+    def _writable(self) -> Index:
+        """The index, loaded into memory if it was only memory-mapped."""
+        if self.viewed:
+            assert self.path is not None
+            index = self._new()
+            index.load(self.path)
+            index.expansion_search = self.settings.ef_search
+            self.index = index
+            self.viewed = False
+        return self.index
 
     def save_if_worth_it(self, seq: int) -> None:
         """Save when much has changed since the last save, so that saving stays O(n) overall.
@@ -134,17 +151,18 @@ class VectorIndex:
     def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         if len(keys) == 0:
             return
-        present = self.index.contains(keys) if len(self.index) else np.zeros(len(keys), bool)
+        index = self._writable()
+        present = index.contains(keys) if len(index) else np.zeros(len(keys), bool)
         if np.any(present):
-            self.index.remove(keys[present])
-        self.index.add(keys, np.ascontiguousarray(vectors, dtype=np.float32), threads=os.cpu_count() or 1)
+            index.remove(keys[present])
+        index.add(keys, np.ascontiguousarray(vectors, dtype=np.float32), threads=os.cpu_count() or 1)
         self.changes_since_save += len(keys)
 
     def remove(self, keys: np.ndarray) -> None:
         if len(keys) and len(self.index):
             present = self.index.contains(keys)
             if np.any(present):
-                self.index.remove(keys[present])
+                self._writable().remove(keys[present])
                 self.changes_since_save += int(present.sum())
 
     def vectors(self, keys: np.ndarray) -> np.ndarray:
