@@ -67,9 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         from vecduck.server import serve
 
-        logging.basicConfig(
-            level=args.log_level.upper(), format="%(levelname)s:     %(message)s", stream=sys.stderr
-        )
+        logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(message)s", stream=sys.stderr)
         serve(
             args.path,
             args.host,

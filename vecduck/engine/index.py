@@ -17,9 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 from usearch.index import Index
 
+from vecduck.progress import progress
+
 METRICS = {"l2": "l2sq", "cosine": "cos", "ip": "ip"}
 # Below this many candidate rows a query is answered exactly, by brute force.
 EXACT_LIMIT = 20_000
+# Index builds of more vectors than this show a progress bar.
+PROGRESS_MIN = 20_000
 
 
 @dataclass(frozen=True)
@@ -155,7 +159,19 @@ class VectorIndex:
         present = index.contains(keys) if len(index) else np.zeros(len(keys), bool)
         if np.any(present):
             index.remove(keys[present])
-        index.add(keys, np.ascontiguousarray(vectors, dtype=np.float32), threads=os.cpu_count() or 1)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        with progress(total=len(keys), desc="Indexing", unit="vectors", min_total=PROGRESS_MIN) as bar:
+            done = 0
+
+            def report(processed: int, _total: int) -> bool:
+                nonlocal done
+                bar.update(processed - done)
+                done = processed
+                return True
+
+            # usearch checks the callback's annotations as types, not as strings.
+            report.__annotations__ = {"processed": int, "_total": int, "return": bool}
+            index.add(keys, vectors, threads=os.cpu_count() or 1, progress=report if len(keys) > PROGRESS_MIN else None)
         self.changes_since_save += len(keys)
 
     def remove(self, keys: np.ndarray) -> None:

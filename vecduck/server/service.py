@@ -163,7 +163,9 @@ class Service:
                 "Failed to deserialize the JSON body into the target type: new_name: expected a string"
             )
         # Chroma's clients send every configuration section, unset ones as null: null means "unchanged"
-        configuration = {k: val for k, val in (wire.dict_field(body, "new_configuration") or {}).items() if val is not None}
+        configuration = {
+            k: val for k, val in (wire.dict_field(body, "new_configuration") or {}).items() if val is not None
+        }
         collection._modify(new_name, wire.dict_field(body, "new_metadata"), configuration or None)
         return {}
 
