@@ -18,12 +18,14 @@ from vecduck.api.client import (
 from vecduck.api.collection import Collection
 from vecduck.api.types import GetResult, QueryResult
 from vecduck.engine.lake import open_readonly as duckdb_connect
+from vecduck.http_client import HttpClient
 
 __all__ = [
     "Client",
     "Collection",
     "EphemeralClient",
     "GetResult",
+    "HttpClient",
     "PersistentClient",
     "QueryResult",
     "Settings",

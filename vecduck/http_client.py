@@ -168,7 +168,10 @@ class HttpCollection(Collection):
             {
                 "ids": answer["ids"],
                 "embeddings": (
-                    [np.asarray(b, dtype=np.float32).reshape(len(b), -1) for b in blocks or []]
+                    [
+                        np.asarray(b, dtype=np.float32) if b else empty_embeddings(self._record.dimension)
+                        for b in blocks or []
+                    ]
                     if "embeddings" in include
                     else None
                 ),
@@ -323,7 +326,7 @@ class HttpClient:
         get_or_create: bool = False,
     ) -> HttpCollection:
         """Create a collection; an existing name raises unless `get_or_create`."""
-        if metadata is not None:
+        if metadata:  # chromadb leaves `{}` to the server (400 "Metadata cannot be empty")
             v.validate_metadata(metadata)
         ef = default_embedding_function() if embedding_function is UNSET else embedding_function
         config = dict(configuration or {})

@@ -144,7 +144,7 @@ class Collection:
             v.validate_documents(document_list, nullable=vectors is not None)
         v.validate_ids(id_list)
         if metadata_list is not None:
-            v.validate_metadatas(metadata_list, update=mode != "add")
+            v.validate_metadatas(metadata_list, update=mode == "update")
         if image_list is not None:
             raise ValueError("Images are not supported by vecduck; pass embeddings or documents")
         if vectors is None:
@@ -167,13 +167,20 @@ class Collection:
     ) -> None:
         """The server-side checks and the engine write: shared by the Python API and HTTP."""
         v.check_record_ids(ids)
-        matrix = v.check_embeddings(embeddings) if embeddings is not None else None
+        v.check_lengths(ids, embeddings=embeddings, metadatas=metadatas, documents=documents, uris=uris)
+        keep = None
+        if embeddings is None:
+            matrix = None
+        elif mode == "update":
+            matrix, keep = v.check_update_embeddings(embeddings)
+        else:
+            matrix = v.check_embeddings(embeddings)
         cleaned = (
             v.check_record_metadatas(metadatas, allow_none_values=mode != "add") if metadatas is not None else None
         )
         if documents is not None:
             v.check_documents(documents)
-        self._store.write(self._record.id, mode, ids, matrix, cleaned, documents, uris)
+        self._store.write(self._record.id, mode, ids, matrix, cleaned, documents, uris, keep)
 
     def add(
         self,
@@ -262,14 +269,13 @@ class Collection:
     ) -> GetResult:
         limit = v.check_limit(limit)
         offset = v.check_limit(offset, "offset")
-        rows = self._store.select(self._record.id, ids, where, where_document, limit, offset)
+        want_vectors = "embeddings" in include
+        rows = self._store.select(
+            self._record.id, ids, where, where_document, limit, offset, with_vectors=want_vectors
+        )
         embeddings = None
-        if "embeddings" in include:
-            embeddings = (
-                self._store.vectors(self._record.id, rows.keys)
-                if len(rows.keys)
-                else empty_embeddings(self._record.dimension)
-            )
+        if want_vectors:
+            embeddings = rows.vectors if len(rows.keys) else empty_embeddings(self._record.dimension)
         return GetResult(
             ids=rows.ids,
             embeddings=embeddings,
@@ -356,8 +362,10 @@ class Collection:
         include: Sequence[str],
     ) -> QueryResult:
         queries = v.check_embeddings(embeddings)
-        hits, position, rows = self._store.search(self._record.id, queries, n_results, ids, where, where_document)
         want_vectors = "embeddings" in include
+        hits, position, rows = self._store.search(
+            self._record.id, queries, n_results, ids, where, where_document, with_vectors=want_vectors
+        )
         result: dict[str, Any] = {
             "ids": [],
             "embeddings": [] if want_vectors else None,
@@ -372,7 +380,8 @@ class Collection:
             at = [position[int(key)] for key in keys]
             result["ids"].append([rows.ids[i] for i in at])
             if want_vectors:
-                result["embeddings"].append(self._store.vectors(self._record.id, keys))
+                found = rows.vectors is not None and at
+                result["embeddings"].append(rows.vectors[at] if found else empty_embeddings(queries.shape[1]))
             if result["documents"] is not None:
                 result["documents"].append([rows.documents[i] for i in at])
             if result["uris"] is not None:

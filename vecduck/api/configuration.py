@@ -83,6 +83,8 @@ def updated_configuration(current: dict[str, Any], change: dict[str, Any]) -> di
     """`modify(configuration=...)`: only the mutable HNSW settings may change."""
     result = copy.deepcopy(current)
     for section, values in change.items():
+        if values is None:
+            continue  # chromadb's client sends every section, unset ones as null
         if section == "embedding_function":
             result["embedding_function"] = values
             continue

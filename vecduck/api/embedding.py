@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 
@@ -32,7 +33,15 @@ def resolve_embedding_function(stored: dict[str, Any] | None, passed: Any, unset
             return None
         from vecduck.embeddings import build_embedding_function
 
-        return build_embedding_function(stored)
+        try:
+            return build_embedding_function(stored)
+        except Exception as exc:
+            warnings.warn(
+                f"Could not rebuild the collection's embedding function {stored.get('name')!r}: {exc};"
+                " pass embedding_function= to embed documents or query texts",
+                stacklevel=3,
+            )
+            return None
     if passed is None or not stored or stored.get("type") != "known":
         return passed
     name = _name_of(passed)

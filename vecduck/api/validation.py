@@ -406,8 +406,30 @@ def check_record_metadatas(
                     f"Validation error: metadatas: value of {key!r} at index {position} has an unsupported type"
                 )
             kept[key] = value
-        cleaned.append(kept if kept or metadata == {} or allow_none_values else None)
+        cleaned.append(kept or None)
     return cleaned
+
+
+def check_lengths(ids: Sequence[Any], **fields: Sequence[Any] | None) -> None:
+    """Every given per-record field has one entry per id (the server's check)."""
+    if any(value is not None and len(value) != len(ids) for value in fields.values()):
+        raise InvalidArgumentError("Inconsistent number of IDs, embeddings, documents, URIs and metadatas")
+
+
+def check_update_embeddings(embeddings: Sequence[Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Embeddings where some entries may be None (an update keeping those vectors).
+
+    Returns the matrix (kept rows zero-filled) and the mask of kept rows, or None.
+    """
+    kept = np.array([e is None for e in embeddings], dtype=bool)
+    if not kept.any():
+        return check_embeddings(embeddings), None
+    if kept.all():
+        raise InvalidArgumentError("Embeddings must not all be null")
+    given = check_embeddings([e for e in embeddings if e is not None])
+    matrix = np.zeros((len(embeddings), given.shape[1]), np.float32)
+    matrix[~kept] = given
+    return matrix, kept
 
 
 def check_embeddings(embeddings: Sequence[Any]) -> np.ndarray:

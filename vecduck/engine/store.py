@@ -60,6 +60,7 @@ class Rows:
     documents: list[str | None]
     uris: list[str | None]
     metadatas: list[dict[str, Any] | None]
+    vectors: np.ndarray | None = None
 
 
 class OpenCollection:
@@ -452,8 +453,12 @@ class Store:
         metadatas: Sequence[dict[str, Any] | None] | None,
         documents: Sequence[str | None] | None,
         uris: Sequence[str | None] | None,
+        keep_embedding: np.ndarray | None = None,
     ) -> None:
         """Add, upsert or update records, atomically.
+
+        `keep_embedding` marks rows (of an update) whose given embedding is a placeholder
+        and whose stored vector stays.
 
         add keeps existing ids untouched; update ignores missing ids; upsert does both
         jobs. Given fields replace old ones; absent fields (None) keep them; metadata is
@@ -480,13 +485,13 @@ class Store:
                 if old is None:
                     if mode == "update":
                         continue
-                    if embeddings is None:
+                    if embeddings is None or (keep_embedding is not None and keep_embedding[i]):
                         raise InvalidArgumentError(f"Missing embedding for new record {record_id!r}")
                     take.append(i)
                     keys.append(-1)
                     new_count += 1
                     if given_meta is not None:
-                        given_meta = {k: v for k, v in given_meta.items() if v is not None}
+                        given_meta = {k: v for k, v in given_meta.items() if v is not None} or None
                     out_meta.append(given_meta)
                     out_docs.append(given_doc)
                     out_uris.append(given_uri)
@@ -496,7 +501,7 @@ class Store:
                     old_key, old_doc, old_uri, old_meta = old
                     take.append(i)
                     keys.append(old_key)
-                    if embeddings is None:
+                    if embeddings is None or (keep_embedding is not None and keep_embedding[i]):
                         reuse_vectors.append(len(take) - 1)
                     out_meta.append(merge_metadata(old_meta, given_meta))
                     out_docs.append(given_doc if given_doc is not None else old_doc)
@@ -633,10 +638,14 @@ class Store:
         dimension: int | None,
     ) -> np.ndarray:
         """The vector of every resolved row: given ones, or the stored one when kept."""
-        if embeddings is not None:
+        if embeddings is not None and not reuse:
             return embeddings[take]
         assert dimension is not None and state.index is not None
-        return state.index.vectors(np.asarray(keys, dtype=np.int64))
+        if embeddings is None:
+            return state.index.vectors(np.asarray(keys, dtype=np.int64))
+        vectors = embeddings[take].copy()
+        vectors[reuse] = state.index.vectors(np.asarray([keys[j] for j in reuse], dtype=np.int64))
+        return vectors
 
     # -- reads ----------------------------------------------------------------------------
     def count(self, collection_id: str) -> int:
@@ -648,8 +657,10 @@ class Store:
             return state.count
 
     def dimension(self, collection_id: str) -> int | None:
-        with self._lock:
-            return self._state(collection_id).record.dimension
+        state = self.registry.state(collection_id)
+        if state is None:
+            raise NotFoundError(f"Collection [{collection_id}] does not exist")
+        return state[2]
 
     def _where(
         self,
@@ -679,8 +690,9 @@ class Store:
         limit: int | None,
         offset: int | None,
         state: OpenCollection | None = None,
+        with_vectors: bool = False,
     ) -> Rows:
-        """Matching records in storage order, after offset, at most limit."""
+        """Matching records in storage order, after offset, at most limit (with their vectors)."""
         with self._lock:
             state = state or self._state(collection_id)
             self._materialize(state)
@@ -692,14 +704,15 @@ class Store:
                 f"SELECT id, _key, document, uri, metadata FROM {quote(state.mirror)} WHERE {sql} ORDER BY _key{page}",
                 params,
             ).to_arrow_table()
-            return rows_from(table)
+            rows = rows_from(table)
+            if with_vectors:
+                rows.vectors = self._vectors_of(state, rows.keys)
+            return rows
 
-    def vectors(self, collection_id: str, keys: np.ndarray) -> np.ndarray:
-        with self._lock:
-            state = self._state(collection_id)
-            if state.index is None:
-                return np.empty((len(keys), 0), np.float32)
-            return state.index.vectors(keys)
+    def _vectors_of(self, state: OpenCollection, keys: np.ndarray) -> np.ndarray:
+        if state.index is None:
+            return np.empty((len(keys), state.record.dimension or 0), np.float32)
+        return state.index.vectors(keys)
 
     def search(
         self,
@@ -709,10 +722,12 @@ class Store:
         ids: Sequence[str] | None,
         where: dict[str, Any] | None,
         where_document: dict[str, Any] | None,
+        with_vectors: bool = False,
     ) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict[int, int], Rows]:
         """Nearest neighbours per query among matching records, and the matched rows.
 
-        Returns per-query (keys, distances), a map key -> row position, and the rows.
+        Returns per-query (keys, distances), a map key -> row position, and the rows
+        (with their vectors when asked).
         """
         with self._lock:
             state = self._state(collection_id)
@@ -721,13 +736,14 @@ class Store:
                 raise InvalidArgumentError(
                     f"Collection expecting embedding with dimension of {record.dimension}, got {queries.shape[1]}"
                 )
+            filtered = ids is not None or where is not None or where_document is not None
+            params: list[Any] = []
+            sql = self._where(state, ids, where, where_document, params) if filtered else ""
             if state.index is None or len(state.index) == 0:
                 empty = (np.empty(0, np.int64), np.empty(0, np.float32))
                 return [empty for _ in queries], {}, rows_from(None)
             candidates = None
-            if ids is not None or where is not None or where_document is not None:
-                params: list[Any] = []
-                sql = self._where(state, ids, where, where_document, params)
+            if filtered:
                 candidates = self._column_keys(state, f"SELECT _key FROM {{mirror}} WHERE {sql}", params)
             self._materialize(state)
             hits = state.index.search(queries, n_results, candidates)
@@ -741,6 +757,8 @@ class Store:
             finally:
                 self.con.unregister("_vecduck_keys")
             rows = rows_from(table)
+            if with_vectors:
+                rows.vectors = self._vectors_of(state, rows.keys)
             position = {int(key): i for i, key in enumerate(rows.keys)}
             return hits, position, rows
 
@@ -767,6 +785,8 @@ def merge_metadata(old: dict[str, Any] | None, given: dict[str, Any] | None) -> 
             merged.pop(key, None)
         else:
             merged[key] = value
+    if not merged and old is None:
+        return None  # nothing was there and nothing is added: still no metadata
     return merged
 
 

@@ -263,6 +263,7 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
+    app.router.redirect_slashes = False  # a redirect would reach clients as an error without a body
     app.state.service = service
     if auth_token:
         return TokenAuth(app, auth_token)

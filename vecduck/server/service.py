@@ -17,6 +17,7 @@ from vecduck import __version__
 from vecduck.api import validation as v
 from vecduck.api.client import DEFAULT_DATABASE, DEFAULT_TENANT, MAX_BATCH_SIZE, Client
 from vecduck.api.collection import Collection
+from vecduck.engine.filters import filter_sql
 from vecduck.errors import ChromaError, InvalidArgumentError, NotFoundError
 from vecduck.server import wire
 
@@ -199,22 +200,6 @@ class Service:
         if not ids:
             return {}
         ids, (embeddings, metadatas, documents, uris) = wire.last_one_wins(ids, embeddings, metadatas, documents, uris)
-        if embeddings is not None and any(e is None for e in embeddings):
-            # update with some records' embeddings null: the api writes a whole batch with
-            # or without vectors, so the records with vectors and those without go apart.
-            with_vectors = [i for i, e in enumerate(embeddings) if e is not None]
-            without = [i for i, e in enumerate(embeddings) if e is None]
-            for part, vectors in ((with_vectors, True), (without, False)):
-                if part:
-                    collection._write(
-                        mode,
-                        [ids[i] for i in part],
-                        [embeddings[i] for i in part] if vectors else None,
-                        _pick(metadatas, part),
-                        _pick(documents, part),
-                        _pick(uris, part),
-                    )
-            return {}
         collection._write(mode, ids, embeddings, metadatas, documents, uris)
         return {}
 
@@ -246,6 +231,8 @@ class Service:
         ids = wire.ids_field(body, required=False)
         where = wire.dict_field(body, "where")
         where_document = wire.dict_field(body, "where_document")
+        # A bad filter is a 400 even when no search runs (n_results 0, no queries), as in Chroma.
+        filter_sql(where, where_document, {}, [])
         if not queries or n_results == 0:
             if queries:
                 v.check_embeddings(queries)
@@ -269,10 +256,6 @@ class Service:
     def count(self, tenant: str, database: str, collection_id: str, level: str | None) -> int:
         wire.read_level(level)
         return self._collection(tenant, database, collection_id).count()
-
-
-def _pick(values: list[Any] | None, at: list[int]) -> list[Any] | None:
-    return None if values is None else [values[i] for i in at]
 
 
 def _query_int(value: str | None, name: str) -> int | None:

@@ -122,10 +122,10 @@ def count_field(body: dict[str, Any], field: str) -> int | None:
     value = body.get(field)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int):
         raise _fail(field, "a non-negative integer", value)
-    if value >= 2**63:
-        raise _fail(field, "a 64-bit integer", value)
+    if not 0 <= value < 2**63:  # the api layer's class for a bad value (Chroma's server says 422)
+        raise InvalidArgumentError(f"{field} must be a non-negative integer, got {value!r}")
     return value
 
 
