@@ -13,23 +13,36 @@ from typing import Any
 
 import numpy as np
 
-from vecduck.embeddings.minilm import DIM, MAX_TOKENS, MiniLM
-from vecduck.embeddings.model_files import find_model_dir
+from vecduck.embeddings.minilm import DIM, MAX_TOKENS, MiniLM, SentenceEncoder
+from vecduck.embeddings.model_files import ModelFilesError, find_model_dir
 from vecduck.embeddings.types import Embeddings, Space
 
 __all__ = ["DefaultEmbeddingFunction", "ONNXMiniLM_L6_V2", "load_model"]
 
-_model: MiniLM | None = None
+_model: SentenceEncoder | None = None
 _model_lock = threading.Lock()
 
 
-def load_model() -> MiniLM:
-    """The process-wide MiniLM encoder, loaded (and if need be downloaded) on first use."""
+def _open_model() -> SentenceEncoder:
+    """Installed or cached files first, then chromadb's ONNX copy, then a download."""
+    try:
+        return MiniLM.from_dir(find_model_dir(download=False))
+    except ModelFilesError:
+        from vecduck.embeddings.chroma_onnx import OnnxMiniLM, chroma_onnx_dir
+
+        folder = chroma_onnx_dir()
+        if folder is not None:
+            return OnnxMiniLM(folder)
+        return MiniLM.from_dir(find_model_dir())
+
+
+def load_model() -> SentenceEncoder:
+    """The process-wide all-MiniLM-L6-v2 encoder, loaded (if need be fetched) on first use."""
     global _model
     if _model is None:
         with _model_lock:
             if _model is None:
-                _model = MiniLM.from_dir(find_model_dir())
+                _model = _open_model()
     return _model
 
 

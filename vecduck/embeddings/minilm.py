@@ -28,7 +28,7 @@ from vecduck.embeddings import _blas
 from vecduck.embeddings.model_files import read_verified
 from vecduck.progress import progress
 
-__all__ = ["DIM", "MAX_TOKENS", "MiniLM"]
+__all__ = ["DIM", "MAX_TOKENS", "MiniLM", "SentenceEncoder"]
 
 DIM = 384
 MAX_TOKENS = 256
@@ -84,62 +84,26 @@ def _double_gelu(
     h -= p
 
 
-class MiniLM:
-    """all-MiniLM-L6-v2 sentence encoder: ``encode(texts)`` gives unit vectors, shape (n, 384)."""
+class SentenceEncoder:
+    """Tokenise, batch by length, run the encoder, mean-pool and L2-normalise.
 
-    def __init__(self, weights: Mapping[str, NDArray[np.float32]], tokenizer_json: str) -> None:
+    Subclasses supply ``_hidden``: the last hidden states of one padded batch.
+    """
+
+    #: whether batches may run on several of our threads (False when the runtime has its own)
+    parallel_batches = True
+
+    def __init__(self, tokenizer_json: str) -> None:
         from tokenizers import Tokenizer
 
         tok = Tokenizer.from_str(tokenizer_json)
-        tok.no_padding()  # the file pins padding to 128; we pad each batch ourselves
+        tok.no_padding()  # the file may pin padding (to 128 here); batches are padded below
         tok.enable_truncation(max_length=MAX_TOKENS)
         self._tokenizer = tok
 
-        def w(name: str) -> NDArray[np.float32]:
-            return np.asarray(weights[name], dtype=np.float32)
-
-        self._word = np.ascontiguousarray(w("embeddings.word_embeddings.weight"))
-        self._pos = np.ascontiguousarray(
-            w("embeddings.position_embeddings.weight")[:MAX_TOKENS] + w("embeddings.token_type_embeddings.weight")[0]
-        )
-        self._emb_ln = (w("embeddings.LayerNorm.weight"), w("embeddings.LayerNorm.bias"))
-        scale = np.float32(1.0 / math.sqrt(_HEAD_DIM))
-        self._layers = []
-        for i in range(_LAYERS):
-            p = f"encoder.layer.{i}."
-            att = p + "attention."
-            qkv = np.concatenate(
-                [w(att + "self.query.weight").T * scale, w(att + "self.key.weight").T, w(att + "self.value.weight").T],
-                axis=1,
-            )
-            qkv_b = np.concatenate(
-                [w(att + "self.query.bias") * scale, w(att + "self.key.bias"), w(att + "self.value.bias")]
-            )
-            self._layers.append(
-                (
-                    np.ascontiguousarray(qkv),
-                    qkv_b,
-                    np.ascontiguousarray(w(att + "output.dense.weight").T),
-                    w(att + "output.dense.bias"),
-                    w(att + "output.LayerNorm.weight"),
-                    w(att + "output.LayerNorm.bias"),
-                    np.ascontiguousarray(w(p + "intermediate.dense.weight").T),
-                    w(p + "intermediate.dense.bias"),
-                    np.ascontiguousarray(w(p + "output.dense.weight").T * np.float32(0.5)),
-                    w(p + "output.dense.bias"),
-                    w(p + "output.LayerNorm.weight"),
-                    w(p + "output.LayerNorm.bias"),
-                )
-            )
-
-    @classmethod
-    def from_dir(cls, folder: Path) -> MiniLM:
-        """Load ``model.safetensors`` and ``tokenizer.json`` from ``folder``, checksums verified."""
-        from safetensors.numpy import load
-
-        weights = load(read_verified(folder, "model.safetensors"))
-        tokenizer_json = read_verified(folder, "tokenizer.json").decode("utf-8")
-        return cls(weights, tokenizer_json)
+    def _hidden(self, ids: NDArray[np.intp], lengths: NDArray[np.int64]) -> NDArray[np.float32]:
+        """Last hidden states (B, L, 384) of token ids (B, L) padded with 0 past ``lengths``."""
+        raise NotImplementedError
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text: ``[CLS] ... [SEP]``, at most 256 of them."""
@@ -168,8 +132,8 @@ class MiniLM:
         lengths = np.fromiter((len(i) for i in ids), dtype=np.int64, count=n)
         if workers is None:
             workers = min(_blas.cpu_count(), 8)
-        if not _blas.blas_control_available():
-            workers = 1  # BLAS keeps its own threads; batches then run one at a time
+        if not self.parallel_batches or not _blas.blas_control_available():
+            workers = 1  # the runtime (or BLAS) keeps its own threads; one batch at a time
         # at least one batch per worker, so even a handful of texts uses every core
         per_batch = max(1, min(batch_size, -(-n // max(1, workers))))
         batches = _plan_batches(lengths, per_batch, max_batch_tokens)
@@ -177,15 +141,14 @@ class MiniLM:
 
         def run(idx: NDArray[np.intp]) -> NDArray[np.float32]:
             lens = lengths[idx]
-            width = int(lens.max())
-            batch = np.zeros((len(idx), width), dtype=np.intp)
+            batch = np.zeros((len(idx), int(lens.max())), dtype=np.intp)
             for row, i in enumerate(idx):
                 batch[row, : lens[row]] = ids[i]
-            return self._forward(batch, lens)
+            return _mean_pool(self._hidden(batch, lens), lens)
 
         bar = progress(total=n, desc="Embedding", unit="text", enabled=show_progress)
-        # BLAS on one thread per call: measured faster than its own threading here, and
-        # far more robust when other processes share the cores
+        # BLAS on one thread per call, our threads on the cores: faster here than BLAS's
+        # own threading, and far more robust when other processes share the cores
         with bar, _blas.single_threaded_blas():
             if workers == 1:
                 for idx in batches:
@@ -204,16 +167,72 @@ class MiniLM:
                         f.cancel()
         return out
 
-    def _forward(self, ids: NDArray[np.intp], lengths: NDArray[np.int64]) -> NDArray[np.float32]:
-        """Pooled, normalised embeddings for one padded batch of token ids (B, L)."""
+
+class MiniLM(SentenceEncoder):
+    """all-MiniLM-L6-v2 in NumPy: ``encode(texts)`` gives unit vectors, shape (n, 384)."""
+
+    def __init__(self, weights: Mapping[str, NDArray[np.float32]], tokenizer_json: str) -> None:
+        super().__init__(tokenizer_json)
+
+        def w(name: str) -> NDArray[np.float32]:
+            return np.asarray(weights[name], dtype=np.float32)
+
+        self._word = np.ascontiguousarray(w("embeddings.word_embeddings.weight"))
+        # token type ids are all 0, so that embedding is a constant added to positions
+        self._pos = np.ascontiguousarray(
+            w("embeddings.position_embeddings.weight")[:MAX_TOKENS] + w("embeddings.token_type_embeddings.weight")[0]
+        )
+        self._emb_ln = (w("embeddings.LayerNorm.weight"), w("embeddings.LayerNorm.bias"))
+        scale = np.float32(1.0 / math.sqrt(_HEAD_DIM))
+        self._layers = []
+        for i in range(_LAYERS):
+            p = f"encoder.layer.{i}."
+            att = p + "attention."
+            # one (384, 1152) product for queries, keys and values; 1/sqrt(d) folded into queries
+            qkv = np.concatenate(
+                [w(att + "self.query.weight").T * scale, w(att + "self.key.weight").T, w(att + "self.value.weight").T],
+                axis=1,
+            )
+            qkv_b = np.concatenate(
+                [w(att + "self.query.bias") * scale, w(att + "self.key.bias"), w(att + "self.value.bias")]
+            )
+            self._layers.append(
+                (
+                    np.ascontiguousarray(qkv),
+                    qkv_b,
+                    np.ascontiguousarray(w(att + "output.dense.weight").T),
+                    w(att + "output.dense.bias"),
+                    w(att + "output.LayerNorm.weight"),
+                    w(att + "output.LayerNorm.bias"),
+                    np.ascontiguousarray(w(p + "intermediate.dense.weight").T),
+                    w(p + "intermediate.dense.bias"),
+                    # halved: _double_gelu yields 2 * GELU (exact, a power of two)
+                    np.ascontiguousarray(w(p + "output.dense.weight").T * np.float32(0.5)),
+                    w(p + "output.dense.bias"),
+                    w(p + "output.LayerNorm.weight"),
+                    w(p + "output.LayerNorm.bias"),
+                )
+            )
+
+    @classmethod
+    def from_dir(cls, folder: Path) -> MiniLM:
+        """Load ``model.safetensors`` and ``tokenizer.json`` from ``folder``, checksums verified."""
+        from safetensors.numpy import load
+
+        weights = load(read_verified(folder, "model.safetensors"))
+        tokenizer_json = read_verified(folder, "tokenizer.json").decode("utf-8")
+        return cls(weights, tokenizer_json)
+
+    def _hidden(self, ids: NDArray[np.intp], lengths: NDArray[np.int64]) -> NDArray[np.float32]:
         b, width = ids.shape
         rows = b * width
         x = self._word[ids]
         x += self._pos[:width]
         x = _layer_norm(x.reshape(rows, DIM), *self._emb_ln)
-        valid = np.arange(width) < lengths[:, None]
         padded = bool((lengths < width).any())
-        bias = np.where(valid, np.float32(0), _MASKED)[:, None, None, :] if padded else None
+        bias = None
+        if padded:  # padding keys get -1e30 before the softmax, i.e. weight 0
+            bias = np.where(np.arange(width) < lengths[:, None], np.float32(0), _MASKED)[:, None, None, :]
         chunk = min(_FFN_ROWS, rows)
         hid, a, t, p = (np.empty((chunk, _FFN), dtype=np.float32) for _ in range(4))
         for qkv_w, qkv_b, o_w, o_b, ln1_g, ln1_b, i_w, i_b, f_w, f_b, ln2_g, ln2_b in self._layers:
@@ -224,13 +243,13 @@ class MiniLM:
             q = qkv5[:, :, 0].transpose(0, 2, 1, 3)
             k_t = qkv5[:, :, 1].transpose(0, 2, 3, 1)
             v = qkv5[:, :, 2].transpose(0, 2, 1, 3)
-            scores = q @ k_t  # (B, H, L, L); 1/sqrt(d) is folded into the query weights
+            scores = q @ k_t  # (B, H, L, L)
             if bias is not None:
                 scores += bias
             scores -= scores.max(axis=-1, keepdims=True)
             np.exp(scores, out=scores)
             ctx = scores @ v
-            ctx /= scores.sum(axis=-1, keepdims=True)
+            ctx /= scores.sum(axis=-1, keepdims=True)  # softmax denominator, on the smaller array
             ctx = ctx.transpose(0, 2, 1, 3).reshape(rows, DIM)
             att = ctx @ o_w
             att += o_b
@@ -249,14 +268,22 @@ class MiniLM:
             ffn += f_b
             ffn += x
             x = _layer_norm(ffn, ln2_g, ln2_b)
-        hidden = x.reshape(b, width, DIM)
-        # mean over real tokens: a masked sum as one batched matrix product
-        pooled = np.matmul(valid.astype(np.float32)[:, None, :], hidden)[:, 0] if padded else hidden.sum(axis=1)
-        pooled /= lengths[:, None].astype(np.float32)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        np.maximum(norms, _EPS, out=norms)
-        pooled /= norms
-        return pooled
+        return x.reshape(b, width, DIM)
+
+
+def _mean_pool(hidden: NDArray[np.float32], lengths: NDArray[np.int64]) -> NDArray[np.float32]:
+    """Mean over each row's first ``lengths`` tokens, scaled to unit length."""
+    width = hidden.shape[1]
+    if bool((lengths < width).any()):  # masked sum as one batched matrix product
+        mask = (np.arange(width) < lengths[:, None]).astype(np.float32)
+        pooled = np.matmul(mask[:, None, :], hidden)[:, 0]
+    else:
+        pooled = hidden.sum(axis=1, dtype=np.float32)
+    pooled /= lengths[:, None].astype(np.float32)
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    np.maximum(norms, _EPS, out=norms)
+    pooled /= norms
+    return pooled.astype(np.float32, copy=False)
 
 
 def _plan_batches(lengths: NDArray[np.int64], batch_size: int, max_batch_tokens: int) -> list[NDArray[np.intp]]:
