@@ -126,6 +126,12 @@ class Lake:
         rows = self.con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [LAKE]).fetchall()
         return {row[0] for row in rows}
 
+    def views(self) -> set[str]:
+        rows = self.con.execute(
+            "SELECT view_name FROM duckdb_views() WHERE database_name = ? AND NOT internal", [LAKE]
+        ).fetchall()
+        return {row[0] for row in rows}
+
     def columns(self, collection_id: str) -> set[str]:
         rows = self.con.execute(
             "SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND table_name = ?",
@@ -135,9 +141,6 @@ class Lake:
 
     def has_table(self, collection_id: str) -> bool:
         return table_name(collection_id) in self.tables()
-
-    def create_table(self, collection_id: str) -> None:
-        retry_conflicts(lambda: self.ensure_table(collection_id, {}))
 
     def drop_table(self, name: str) -> None:
         retry_conflicts(lambda: self.con.execute(f"DROP TABLE IF EXISTS {LAKE}.{quote(name)}"))

@@ -99,11 +99,22 @@ class Store:
         # One thread: the read model's statements are small, and a second thread costs
         # more in hand-over than it saves.
         self.con.execute("SET threads = 1")
-        self.lake = Lake(connect(), self.folder)
+        self._lake: Lake | None = None
         self._lock = threading.RLock()
         self._open: dict[str, OpenCollection] = {}
         self.closed = False
-        self._drop_orphans()
+
+    @property
+    def lake(self) -> Lake:
+        """The DuckLake, attached at first use: many sessions never need it (small
+        collections live in the write buffer until 5,000 rows wait), and attaching costs."""
+        if self._lake is None:
+            with self._lock:
+                if self._lake is None:
+                    lake = Lake(connect(), self.folder)
+                    self._reconcile(lake)
+                    self._lake = lake
+        return self._lake
 
     # -- lifecycle ----------------------------------------------------------------------
     def close(self) -> None:
@@ -115,7 +126,8 @@ class Store:
             self.closed = True
             self._open.clear()
             self.con.close()
-            self.lake.con.close()
+            if self._lake is not None:
+                self._lake.con.close()
             self.registry.close()
 
     def flush(self, collection_id: str | None = None) -> None:
@@ -130,13 +142,22 @@ class Store:
                     state.index.seq = state.applied_seq
                     state.index.save()
 
-    def _drop_orphans(self) -> None:
-        """Remove lake tables and index files whose collection is gone (after a crash)."""
+    def _reconcile(self, lake: Lake) -> None:
+        """Make the lake's tables and views match the registry after a crash mid-DDL:
+        drop those of deleted collections, create missing views."""
         with self._lock, self.registry.writer_lock():
             known = {table_name(cid) for cid in self.registry.all_ids()}
-            for table in self.lake.tables() - known:
+            tables = lake.tables()
+            for table in tables - known:
                 if table.startswith("c_"):
-                    self.lake.drop_table(table)
+                    lake.drop_table(table)
+            records = self.registry.list("default_tenant", "default_database")
+            views = lake.views()
+            for view in views - {r.name for r in records}:
+                lake.drop_view(view)
+            for record in records:
+                if record.name not in views and table_name(record.id) in tables:
+                    lake.create_view(record.name, record.id)
 
     # -- collections --------------------------------------------------------------------
     def create_collection(
@@ -167,10 +188,8 @@ class Store:
                 lake_seq=0,
                 version=0,
             )
-            self.lake.create_table(record.id)
             with self.registry.transaction() as db:
                 self.registry.insert(db, record)
-            self._sync_view(record)
             return record
 
     def get_collection(self, name: str, tenant: str, database: str) -> CollectionRecord:
@@ -199,9 +218,14 @@ class Store:
             with self.registry.transaction() as db:
                 self.registry.delete(db, record.id)
             self._forget(record.id)
+            self._drop_lake_table(record)
+
+    def _drop_lake_table(self, record: CollectionRecord) -> None:
+        """Drop a deleted collection's view, table and index files (lake only if it has one)."""
+        if record.lake_seq > 0:
             self.lake.drop_view(record.name)
             self.lake.drop(record.id)
-            VectorIndex(IndexSettings(1), self._index_path(record.id)).discard_files()
+        VectorIndex(IndexSettings(1), self._index_path(record.id)).discard_files()
 
     def modify_collection(
         self,
@@ -223,7 +247,7 @@ class Store:
                 if configuration is not None:
                     self.registry.set_configuration(db, collection_id, configuration)
             record = self.get_collection_by_id(collection_id)
-            if record.name != old_name:
+            if record.name != old_name and record.lake_seq > 0:
                 self.lake.drop_view(old_name)
                 self._sync_view(record)
             state = self._open.get(collection_id)
@@ -241,9 +265,7 @@ class Store:
                     self.registry.delete(db, cid)
                 self._forget(cid)
                 if record is not None:
-                    self.lake.drop_view(record.name)
-                self.lake.drop(cid)
-                VectorIndex(IndexSettings(1), self._index_path(cid)).discard_files()
+                    self._drop_lake_table(record)
 
     def _sync_view(self, record: CollectionRecord) -> None:
         """A lake view named after the collection, for plain-DuckDB users."""
@@ -293,7 +315,8 @@ class Store:
             record, pending = snapshot
             state = OpenCollection(record)
             self._ensure_mirror(state)
-            lake_columns = self.lake.columns(collection_id)
+            # Before a collection's first move to the lake it has no table there.
+            lake_columns = self.lake.columns(collection_id) if record.lake_seq > 0 else set()
             select = ", ".join(
                 quote(c) if c in lake_columns else f"NULL AS {quote(c)}" for c in sorted(state.mirror_columns)
             )
@@ -575,6 +598,8 @@ class Store:
         deleted = latest.filter(latest.column("_deleted")).column("id").combine_chunks()
         live = with_typed_columns(latest, record.columns, keep_embedding=True)
         self.lake.replace_rows(collection_id, record.columns, live, deleted)
+        if record.lake_seq == 0:
+            self._sync_view(record)
         with self.registry.transaction() as db:
             version = self.registry.mark_flushed(db, collection_id, through)
         state = self._open.get(collection_id)
