@@ -144,7 +144,7 @@ class Collection:
             v.validate_documents(document_list, nullable=vectors is not None)
         v.validate_ids(id_list)
         if metadata_list is not None:
-            v.validate_metadatas(metadata_list, update=mode == "update")
+            v.validate_metadatas(metadata_list)
         if image_list is not None:
             raise ValueError("Images are not supported by vecduck; pass embeddings or documents")
         if vectors is None:
@@ -252,10 +252,15 @@ class Collection:
         offset: int | None = None,
         where_document: WhereDocument | None = None,
         include: Include | None = None,
+        as_of: int | str | Any = None,
     ) -> GetResult:
-        """Records by id and/or filter, in storage order."""
+        """Records by id and/or filter, in storage order (`as_of`: at an earlier snapshot)."""
         include = list(GET_INCLUDE_DEFAULT) if include is None else include
         id_list = v.in_method("get")(_prepare_get)(ids, where, where_document, include)
+        if as_of is not None:  # an earlier lake snapshot (vecduck.frames)
+            from vecduck.frames import get_as_of
+
+            return get_as_of(self, as_of, id_list, where, limit, offset, where_document, include)
         return self._get(id_list, where, limit, offset, where_document, include)
 
     def _get(
@@ -391,6 +396,58 @@ class Collection:
             if result["distances"] is not None:
                 result["distances"].append([float(d) for d in distances])
         return QueryResult(result)
+
+    # -- data science hooks (vecduck.frames, vecduck.sql, vecduck.display) ----------------
+    def add_df(self, data: Any, **options: Any) -> int:
+        """Add the rows of a pandas / polars / Arrow frame, chunked; see `vecduck.frames.write_frame`."""
+        from vecduck.frames import write_frame
+
+        return write_frame(self, "add", data, **options)
+
+    def upsert_df(self, data: Any, **options: Any) -> int:
+        """Upsert the rows of a pandas / polars / Arrow frame, chunked; see `vecduck.frames.write_frame`."""
+        from vecduck.frames import write_frame
+
+        return write_frame(self, "upsert", data, **options)
+
+    def update_df(self, data: Any, **options: Any) -> int:
+        """Update existing records from a frame (unknown ids ignored); see `vecduck.frames.write_frame`."""
+        from vecduck.frames import write_frame
+
+        return write_frame(self, "update", data, **options)
+
+    def to_arrow(self, **options: Any) -> Any:
+        """Records as a pyarrow Table, metadata keys as typed columns; see `vecduck.frames.collection_to_arrow`."""
+        from vecduck.frames import collection_to_arrow
+
+        return collection_to_arrow(self, **options)
+
+    def to_pandas(self, **options: Any) -> Any:
+        """Records as a pandas DataFrame (same options as `to_arrow`)."""
+        return self.to_arrow(**options).to_pandas()
+
+    def to_polars(self, **options: Any) -> Any:
+        """Records as a polars DataFrame (same options as `to_arrow`)."""
+        from vecduck.frames import to_polars
+
+        return to_polars(self.to_arrow(**options))
+
+    def versions(self, rows: bool = True) -> list[Any]:
+        """The lake snapshots that changed this collection, oldest first (see `vecduck.sql.versions`)."""
+        from vecduck.sql import versions
+
+        return versions(self, rows)
+
+    def compact(self, retention: Any = None) -> Any:
+        """Flush, merge small files, expire old snapshots, delete unused files (`vecduck.sql.compact`)."""
+        from vecduck.sql import compact
+
+        return compact(self._store, retention, self._record.id)
+
+    def _repr_html_(self) -> str:
+        from vecduck.display import collection_html
+
+        return collection_html(self)
 
     # -- collection ----------------------------------------------------------------------
     def modify(

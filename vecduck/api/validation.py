@@ -164,7 +164,7 @@ def _validate_list_value(key: str, value: list[Any]) -> None:
             )
 
 
-def validate_metadata(metadata: Any, update: bool = False) -> None:
+def validate_metadata(metadata: Any) -> None:
     """One record's (or a collection's) metadata, as chromadb's client checks it."""
     if metadata is None:
         return
@@ -173,11 +173,9 @@ def validate_metadata(metadata: Any, update: bool = False) -> None:
     if not metadata:
         raise ValueError(f"Expected metadata to be a non-empty dict, got {len(metadata)} metadata attributes")
     for key, value in metadata.items():
-        if key == RESERVED_DOCUMENT_KEY and not update:
+        if key == RESERVED_DOCUMENT_KEY:
             raise ValueError(f"Expected metadata to not contain the reserved key {RESERVED_DOCUMENT_KEY}")
         if not isinstance(key, str):
-            if update:
-                raise ValueError(f"Expected metadata key to be a str, got {key}")
             raise TypeError(f"Expected metadata key to be a str, got {key} which is a {type(key).__name__}")
         if isinstance(value, list):
             _validate_list_value(key, value)
@@ -188,11 +186,11 @@ def validate_metadata(metadata: Any, update: bool = False) -> None:
             )
 
 
-def validate_metadatas(metadatas: Any, update: bool = False) -> None:
+def validate_metadatas(metadatas: Any) -> None:
     if not isinstance(metadatas, list):
         raise ValueError(f"Expected metadatas to be a list, got {metadatas}")
     for metadata in metadatas:
-        validate_metadata(metadata, update)
+        validate_metadata(metadata)
 
 
 def validate_where(where: Any) -> None:
