@@ -58,12 +58,19 @@ def parser() -> argparse.ArgumentParser:
         help="largest request body accepted, e.g. 64M (default 64 MiB); larger ones get 413",
     )
     run.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    compact = commands.add_parser("compact", help="merge small Parquet files, expire old snapshots, free disk space")
+    compact.add_argument("path", help="a persistent data folder")
+    compact.add_argument("--retention-days", type=float, default=7.0, help="keep snapshots this recent (default 7)")
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vecduck`` console script."""
     args = parser().parse_args(argv)
+    if args.command == "compact":
+        from vecduck.sql import compact_command
+
+        return compact_command(args.path, args.retention_days)
     if args.command == "run":
         from vecduck.server import serve
 

@@ -23,7 +23,7 @@ TEXTS = {
 class NamedEmbedding:
     """A chromadb-protocol embedding function with a name of its own."""
 
-    def __call__(self, input: list[str]) -> list[np.ndarray]:  # noqa: A002 - chromadb's parameter name
+    def __call__(self, input: list[str]) -> list[np.ndarray]:
         return [np.full(384, float(len(text)), np.float32) for text in input]
 
     @staticmethod

@@ -267,6 +267,18 @@ class Client:
         where = "in memory" if self._path is None else f"path={self._path!r}"
         return f"vecduck.Client({where})"
 
+    # -- data science hooks (vecduck.sql, vecduck.display) --------------------------------
+    def sql(self, query: str, params: Any = None, *, as_of: int | str | Any = None) -> Any:
+        """Read-only DuckDB SQL over every collection (a view per name); a DuckDB relation."""
+        from vecduck.sql import run_sql
+
+        return run_sql(self, query, params, as_of=as_of)
+
+    def _repr_html_(self) -> str:
+        from vecduck.display import client_html
+
+        return client_html(self)
+
 
 def EphemeralClient(  # noqa: N802 - chromadb's factory name
     settings: Settings | None = None, tenant: str = DEFAULT_TENANT, database: str = DEFAULT_DATABASE

@@ -275,9 +275,7 @@ class Collection:
         limit = v.check_limit(limit)
         offset = v.check_limit(offset, "offset")
         want_vectors = "embeddings" in include
-        rows = self._store.select(
-            self._record.id, ids, where, where_document, limit, offset, with_vectors=want_vectors
-        )
+        rows = self._store.select(self._record.id, ids, where, where_document, limit, offset, with_vectors=want_vectors)
         embeddings = None
         if want_vectors:
             embeddings = rows.vectors if len(rows.keys) else empty_embeddings(self._record.dimension)

@@ -17,7 +17,30 @@ GET_INCLUDE_DEFAULT: tuple[str, ...] = ("metadatas", "documents")
 QUERY_INCLUDE_DEFAULT: tuple[str, ...] = ("metadatas", "documents", "distances")
 
 
-class GetResult(dict):  # type: ignore[type-arg]
+class _Frames:
+    """Result conversions, delegated to vecduck.frames / vecduck.display."""
+
+    def to_arrow(self) -> Any:
+        """One row per record (a query: per hit, with query index and rank), metadata keys as columns."""
+        from vecduck.frames import result_to_arrow
+
+        return result_to_arrow(self)  # type: ignore[arg-type]
+
+    def to_pandas(self) -> Any:
+        return self.to_arrow().to_pandas()
+
+    def to_polars(self) -> Any:
+        from vecduck.frames import to_polars
+
+        return to_polars(self.to_arrow())
+
+    def _repr_html_(self) -> str:
+        from vecduck.display import result_html
+
+        return result_html(self)  # type: ignore[arg-type]
+
+
+class GetResult(_Frames, dict):  # type: ignore[type-arg]
     """Records from get/peek: ids, embeddings (2-D numpy), documents, uris, metadatas, included."""
 
     @property
@@ -25,7 +48,7 @@ class GetResult(dict):  # type: ignore[type-arg]
         return self["ids"]
 
 
-class QueryResult(dict):  # type: ignore[type-arg]
+class QueryResult(_Frames, dict):  # type: ignore[type-arg]
     """Nearest neighbours, one list per query in every field (distances too)."""
 
     @property
