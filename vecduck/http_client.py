@@ -20,7 +20,8 @@ import numpy as np
 
 from vecduck import errors
 from vecduck.api import validation as v
-from vecduck.api.client import DEFAULT_DATABASE, DEFAULT_TENANT, UNSET, Settings
+from vecduck.api.client import DEFAULT_DATABASE, DEFAULT_TENANT, Settings
+from vecduck.api.client_base import UNSET, ClientBase
 from vecduck.api.collection import Collection
 from vecduck.api.embedding import (
     default_embedding_function,
@@ -192,7 +193,7 @@ class HttpCollection(Collection):
         )
 
 
-class HttpClient:
+class HttpClient(ClientBase):
     """A client of a vecduck server (`vecduck run`); the same methods as `vecduck.Client`.
 
     `headers` are sent with every request (e.g. `{"X-Chroma-Token": token}`); chromadb's
@@ -287,15 +288,6 @@ class HttpClient:
             self._http.close()
         self._http = None
 
-    def __enter__(self) -> HttpClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def get_settings(self) -> Settings:
-        return self._settings
-
     def get_max_batch_size(self) -> int:
         return int(self._pre_flight_checks()["max_batch_size"])
 
@@ -306,9 +298,6 @@ class HttpClient:
 
     def get_version(self) -> str:
         return str(self._request("GET", "/version"))
-
-    def version(self) -> str:
-        return self.get_version()
 
     def reset(self) -> bool:
         """Delete every collection; the server must run with `--allow-reset`."""
@@ -356,20 +345,6 @@ class HttpClient:
         data = self._request("GET", self._scope_path(f"/collections/by-id/{id}"))
         return self._collection(data, embedding_function, data_loader)
 
-    def get_or_create_collection(
-        self,
-        name: str,
-        schema: Any = None,
-        configuration: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-        embedding_function: Any = UNSET,
-        data_loader: Any = None,
-    ) -> HttpCollection:
-        """The existing collection unchanged, or a new one with these settings."""
-        return self.create_collection(
-            name, schema, configuration, metadata, embedding_function, data_loader, get_or_create=True
-        )
-
     def list_collections(self, limit: int | None = None, offset: int | None = None) -> list[HttpCollection]:
         """Collections in creation order."""
         limit = v.check_limit(limit)
@@ -384,12 +359,6 @@ class HttpClient:
     def delete_collection(self, name: str) -> None:
         """Delete a collection and everything in it."""
         self._request("DELETE", self._scope_path(f"/collections/{name}"))
-
-    def set_tenant(self, tenant: str, database: str = DEFAULT_DATABASE) -> None:
-        self.tenant, self.database = tenant, database
-
-    def set_database(self, database: str) -> None:
-        self.database = database
 
     def __repr__(self) -> str:
         return f"vecduck.HttpClient({self._base!r})"

@@ -13,6 +13,7 @@ from typing import Any
 
 from vecduck import __version__
 from vecduck.api import validation as v
+from vecduck.api.client_base import UNSET, ClientBase
 from vecduck.api.collection import Collection
 from vecduck.api.configuration import build_configuration
 from vecduck.api.embedding import (
@@ -27,16 +28,6 @@ from vecduck.errors import AuthorizationError, InvalidArgumentError, NotFoundErr
 DEFAULT_TENANT = "default_tenant"
 DEFAULT_DATABASE = "default_database"
 MAX_BATCH_SIZE = 5461
-
-
-class _Unset:
-    """Marks an argument the caller did not pass (None means 'no embedding function')."""
-
-    def __repr__(self) -> str:
-        return "<default>"
-
-
-UNSET: Any = _Unset()
 
 
 class Settings:
@@ -119,7 +110,7 @@ STORES = _SharedStores()
 atexit.register(STORES.close_all)
 
 
-class Client:
+class Client(ClientBase):
     """An embedded vecduck client. `Client()` keeps everything in memory."""
 
     def __init__(
@@ -156,12 +147,6 @@ class Client:
             STORES.release(self._store)
         self._store = None
 
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def flush(self) -> None:
         """Move buffered small writes into the lake's Parquet files now."""
         self._store_for_use().flush()
@@ -170,9 +155,6 @@ class Client:
     def path(self) -> str | None:
         """The data folder of a persistent client."""
         return self._path
-
-    def get_settings(self) -> Settings:
-        return self._settings
 
     def get_max_batch_size(self) -> int:
         return MAX_BATCH_SIZE
@@ -183,9 +165,6 @@ class Client:
         return time.time_ns()
 
     def get_version(self) -> str:
-        return __version__
-
-    def version(self) -> str:
         return __version__
 
     def reset(self) -> bool:
@@ -229,20 +208,6 @@ class Client:
         record = self._store_for_use().get_collection_by_id(str(id))
         return self._collection(record, embedding_function, data_loader)
 
-    def get_or_create_collection(
-        self,
-        name: str,
-        schema: Any = None,
-        configuration: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-        embedding_function: Any = UNSET,
-        data_loader: Any = None,
-    ) -> Collection:
-        """The existing collection unchanged, or a new one with these settings."""
-        return self.create_collection(
-            name, schema, configuration, metadata, embedding_function, data_loader, get_or_create=True
-        )
-
     def list_collections(self, limit: int | None = None, offset: int | None = None) -> list[Collection]:
         """Collections in creation order."""
         limit = v.check_limit(limit)
@@ -256,12 +221,6 @@ class Client:
     def delete_collection(self, name: str) -> None:
         """Delete a collection and everything in it."""
         self._store_for_use().delete_collection(name, self.tenant, self.database)
-
-    def set_tenant(self, tenant: str, database: str = DEFAULT_DATABASE) -> None:
-        self.tenant, self.database = tenant, database
-
-    def set_database(self, database: str) -> None:
-        self.database = database
 
     def __repr__(self) -> str:
         where = "in memory" if self._path is None else f"path={self._path!r}"

@@ -1,0 +1,74 @@
+"""What every vecduck client shares, whatever carries its calls (in-process or HTTP)."""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+
+class _Unset:
+    """Marks an argument the caller did not pass (None means 'no embedding function')."""
+
+    def __repr__(self) -> str:
+        return "<default>"
+
+
+UNSET: Any = _Unset()
+
+
+class ClientBase:
+    """The transport-independent part of chromadb's client API.
+
+    Subclasses provide `create_collection`, `get_version`, `close` and the rest of the
+    calls that reach storage; this class derives the ones defined in terms of those.
+    """
+
+    tenant: str
+    database: str
+    _settings: Any
+
+    def create_collection(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def get_version(self) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def get_or_create_collection(
+        self,
+        name: str,
+        schema: Any = None,
+        configuration: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        embedding_function: Any = UNSET,
+        data_loader: Any = None,
+    ) -> Any:
+        """The existing collection unchanged, or a new one with these settings."""
+        return self.create_collection(
+            name,
+            schema=schema,
+            configuration=configuration,
+            metadata=metadata,
+            embedding_function=embedding_function,
+            data_loader=data_loader,
+            get_or_create=True,
+        )
+
+    def version(self) -> str:
+        return self.get_version()
+
+    def get_settings(self) -> Any:
+        return self._settings
+
+    def set_tenant(self, tenant: str, database: str = "default_database") -> None:
+        self.tenant, self.database = tenant, database
+
+    def set_database(self, database: str) -> None:
+        self.database = database
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
