@@ -221,3 +221,18 @@ def test_in_memory_client_leaves_nothing_and_shares_store() -> None:
     assert second.get_collection("mem-shared", embedding_function=None).count() == 1
     first.delete_collection("mem-shared")
     assert "mem-shared" not in [c.name for c in second.list_collections()]
+
+
+def test_in_memory_client_removes_its_folder_at_exit() -> None:
+    out = run_python(
+        """
+        import vecduck
+        c = vecduck.Client()
+        col = c.create_collection("gone", embedding_function=None)
+        col.add(ids=[str(i) for i in range(6000)], embeddings=[[float(i), 1.0] for i in range(6000)])
+        print(c._store_for_use().folder)
+        """
+    )
+    folder = Path(out.strip())
+    assert folder.name.startswith("vecduck-memory-")
+    assert not folder.exists()
