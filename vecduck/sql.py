@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from vecduck.engine.lake import LAKE, connect, load_extensions, quote, table_name
+from vecduck.engine.lake import LAKE, attach, connect, quote, table_name
 from vecduck.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -76,14 +76,9 @@ def sandbox(folder: str, as_of: AsOf = None, views: dict[str, str] | None = None
     disk, and no setting can be changed back. `views` (name -> lake table) become
     temporary views, for snapshots older than a collection's lake view.
     """
-    catalog = os.path.join(folder, "lake.sqlite")
-    data = os.path.join(folder, "data") + os.sep
+    data = os.path.join(os.path.abspath(folder), "data") + os.sep
     con = connect()
-    load_extensions(con)
-    con.execute(
-        f"ATTACH 'ducklake:sqlite:{_escape(catalog)}' AS {LAKE}"
-        f" (DATA_PATH '{_escape(data)}', READ_ONLY{_snapshot_option(as_of)})"
-    )
+    attach(con, folder, "READ_ONLY" + _snapshot_option(as_of))
     con.execute(f"USE {LAKE}")
     existing = {
         r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [LAKE]).fetchall()

@@ -236,3 +236,19 @@ def test_in_memory_client_removes_its_folder_at_exit() -> None:
     folder = Path(out.strip())
     assert folder.name.startswith("vecduck-memory-")
     assert not folder.exists()
+
+
+def test_relative_and_moved_folders_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    client = vecduck.PersistentClient(path="data")
+    client.create_collection("docs", embedding_function=None).add(ids=["a", "b"], embeddings=[[1.0], [2.0]])
+    client.close()  # moves the buffer into the lake, whose catalog records the data path
+    assert vecduck.duckdb_connect("data").sql("SELECT count(*) FROM docs").fetchone() == (2,)
+    (tmp_path / "data").rename(tmp_path / "moved")
+    client = vecduck.PersistentClient(path="moved")
+    col = client.get_collection("docs", embedding_function=None)
+    col.add(ids=["c"], embeddings=[[3.0]])
+    client.flush()
+    assert vecduck.duckdb_connect("moved").sql("SELECT count(*) FROM docs").fetchone() == (3,)
+    assert col.get()["ids"] == ["a", "b", "c"]
+    client.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
@@ -101,11 +102,36 @@ def open_readonly(folder: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
     if not os.path.exists(catalog):
         raise FileNotFoundError(f"No vecduck data folder at {folder!r}")
     con = connect()
-    load_extensions(con)
-    data = os.path.join(folder, "data") + os.sep
-    con.execute(f"ATTACH 'ducklake:sqlite:{_escape(catalog)}' AS {LAKE} (DATA_PATH '{_escape(data)}', READ_ONLY)")
+    attach(con, folder, "READ_ONLY")
     con.execute(f"USE {LAKE}")
     return con
+
+
+def use_wal(catalog: str) -> None:
+    """Put the SQLite catalog in WAL mode (a setting the file keeps), so that readers
+    attached from other processes, a DuckDB CLI session say, never block our commits."""
+    db = sqlite3.connect(catalog, timeout=60)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+    finally:
+        db.close()
+
+
+def attach(con: duckdb.DuckDBPyConnection, folder: str | os.PathLike[str], options: str = "") -> None:
+    """Attach a folder's lake as `lake` on `con` (extensions loaded offline).
+
+    Paths are absolute, and the data path given wins over the one the catalog recorded,
+    so a folder opens from any working directory and after it was moved.
+    """
+    folder = os.path.abspath(os.fspath(folder))
+    catalog = os.path.join(folder, "lake.sqlite")
+    data = os.path.join(folder, "data") + os.sep
+    load_extensions(con)
+    extra = f", {options}" if options else ""
+    con.execute(
+        f"ATTACH 'ducklake:sqlite:{_escape(catalog)}' AS {LAKE}"
+        f" (DATA_PATH '{_escape(data)}', OVERRIDE_DATA_PATH true{extra})"
+    )
 
 
 class Lake:
@@ -113,11 +139,9 @@ class Lake:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, folder: str) -> None:
         self.con = con
-        catalog = os.path.join(folder, "lake.sqlite")
-        data = os.path.join(folder, "data") + os.sep
-        os.makedirs(data, exist_ok=True)
-        load_extensions(con)
-        con.execute(f"ATTACH 'ducklake:sqlite:{_escape(catalog)}' AS {LAKE} (DATA_PATH '{_escape(data)}')")
+        os.makedirs(os.path.join(folder, "data"), exist_ok=True)
+        use_wal(os.path.join(folder, "lake.sqlite"))
+        attach(con, folder)
 
     def ref(self, collection_id: str) -> str:
         return f"{LAKE}.{quote(table_name(collection_id))}"
