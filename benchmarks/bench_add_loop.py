@@ -15,8 +15,11 @@ import numpy as np
 
 
 def add_loop(client_factory, n: int, dim: int = 384) -> float:
+    # Clustered unit vectors, as sentence embeddings are (uniform noise is a worst case for HNSW).
     rng = np.random.default_rng(0)
-    vectors = rng.random((n, dim), dtype=np.float32)
+    centres = rng.standard_normal((64, dim)).astype(np.float32)
+    vectors = centres[rng.integers(0, 64, n)] + 0.3 * rng.standard_normal((n, dim), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     with tempfile.TemporaryDirectory() as folder:
         client = client_factory(folder)
         col = client.create_collection("loop", embedding_function=None)

@@ -22,6 +22,12 @@ from vecduck.progress import progress
 METRICS = {"l2": "l2sq", "cosine": "cos", "ip": "ip"}
 # Below this many candidate rows a query is answered exactly, by brute force.
 EXACT_LIMIT = 20_000
+# Writes of fewer vectors than this are held back and inserted in one batch later.
+DEFER_BELOW = 64
+DEFER_MAX = 1_024
+# Worker threads for large index builds; a few vectors are added on the calling thread,
+# since starting workers costs more than the insert itself.
+THREADS = os.cpu_count() or 1
 # Index builds of more vectors than this show a progress bar.
 PROGRESS_MIN = 20_000
 
@@ -45,6 +51,7 @@ class VectorIndex:
         self.path = path
         self.seq = 0
         self.changes_since_save = 0
+        self._deferred: dict[int, np.ndarray] = {}
         self.viewed = False
         self.index = self._new()
 
@@ -117,6 +124,7 @@ class VectorIndex:
         """Write the index, then its marker, each by atomic rename (marker never ahead)."""
         if self.path is None:
             return
+        self._drain()
         tmp = self.path + ".tmp"
         self.index.save(tmp)
         _fsync(tmp)
@@ -147,14 +155,37 @@ class VectorIndex:
 
     # -- contents ---------------------------------------------------------------------
     def __len__(self) -> int:
+        self._drain()
         return len(self.index)
 
     def keys(self) -> np.ndarray:
+        self._drain()
         return np.asarray(self.index.keys, dtype=np.int64) if len(self.index) else np.empty(0, np.int64)
 
     def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        """Add or replace vectors. A few at a time are held back and inserted together at
+        the next read (or once 1,024 wait): HNSW inserts cost far less in a batch."""
         if len(keys) == 0:
             return
+        if len(keys) < DEFER_BELOW:
+            for key, vector in zip(keys.tolist(), np.asarray(vectors, dtype=np.float32), strict=True):
+                self._deferred[key] = vector
+            self.changes_since_save += len(keys)
+            if len(self._deferred) >= DEFER_MAX:
+                self._drain()
+            return
+        self._drain()
+        self._insert(keys, vectors)
+
+    def _drain(self) -> None:
+        """Insert the held-back vectors; every read of the index calls this first."""
+        if self._deferred:
+            keys = np.fromiter(self._deferred.keys(), np.int64, len(self._deferred))
+            vectors = np.stack(list(self._deferred.values()))
+            self._deferred = {}
+            self._insert(keys, vectors)
+
+    def _insert(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         index = self._writable()
         present = index.contains(keys) if len(index) else np.zeros(len(keys), bool)
         if np.any(present):
@@ -171,11 +202,19 @@ class VectorIndex:
 
             # usearch checks the callback's annotations as types, not as strings.
             report.__annotations__ = {"processed": int, "_total": int, "return": bool}
-            index.add(keys, vectors, threads=os.cpu_count() or 1, progress=report if len(keys) > PROGRESS_MIN else None)
+            index.add(
+                keys,
+                vectors,
+                threads=THREADS if len(keys) >= 256 else 1,
+                progress=report if len(keys) > PROGRESS_MIN else None,
+            )
         self.changes_since_save += len(keys)
 
     def remove(self, keys: np.ndarray) -> None:
-        if len(keys) and len(self.index):
+        if len(keys) == 0:
+            return
+        self._drain()
+        if len(self.index):
             present = self.index.contains(keys)
             if np.any(present):
                 self._writable().remove(keys[present])
@@ -183,6 +222,7 @@ class VectorIndex:
 
     def vectors(self, keys: np.ndarray) -> np.ndarray:
         """Stored vectors of `keys`, as an (n, dimension) float32 array."""
+        self._drain()
         if len(keys) == 0:
             return np.empty((0, self.settings.dimension), np.float32)
         got = self.index.get(keys, dtype=np.float32)
@@ -199,6 +239,7 @@ class VectorIndex:
         Small candidate sets are searched exactly; otherwise HNSW, widened until each
         query has k matches that pass the filter, with an exact search as last resort.
         """
+        self._drain()
         total = len(self.index) if candidates is None else len(candidates)
         k = min(k, total)
         if k == 0:

@@ -393,7 +393,7 @@ class Store:
         deleted = rows.column("_deleted").to_numpy(zero_copy_only=False)
         if state.index is not None:
             state.index.remove(rows.column("_key").to_numpy(zero_copy_only=False)[deleted])
-            alive = rows.filter(pa.array(~deleted))
+            alive = rows.filter(pa.array(~deleted)) if deleted.any() else rows
             if alive.num_rows:
                 state.index.add(
                     alive.column("_key").to_numpy(),
@@ -414,7 +414,7 @@ class Store:
             ):
                 state.unapplied_rows[record_id] = None if is_deleted else (key, document, uri, load_metadata(metadata))
                 state.recent_ids.add(record_id)
-        state.applied_seq = max(state.applied_seq, int(pc.max(rows.column("_seq")).as_py()))
+        state.applied_seq = max(state.applied_seq, int(rows.column("_seq").to_numpy().max()))
         state.count = None
 
     def _materialize(self, state: OpenCollection) -> None:
