@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, Self
 
 
@@ -15,7 +16,7 @@ class _Unset:
 UNSET: Any = _Unset()
 
 
-class ClientBase:
+class ClientBase(ABC):
     """The transport-independent part of chromadb's client API.
 
     Subclasses provide `create_collection`, `get_version`, `close` and the rest of the
@@ -26,14 +27,17 @@ class ClientBase:
     database: str
     _settings: Any
 
-    def create_collection(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def create_collection(self, *args: Any, **kwargs: Any) -> Any:
+        """Create a collection (or return the existing one with get_or_create=True)."""
 
-    def get_version(self) -> str:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def get_version(self) -> str:
+        """The version of whatever answers the calls."""
 
-    def close(self) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def close(self) -> None:
+        """Release what the client holds (idempotent)."""
 
     def get_or_create_collection(
         self,

@@ -17,6 +17,7 @@ thread each (see ``_blas``).
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -84,7 +85,7 @@ def _double_gelu(
     h -= p
 
 
-class SentenceEncoder:
+class SentenceEncoder(ABC):
     """Tokenise, batch by length, run the encoder, mean-pool and L2-normalise.
 
     Subclasses supply ``_hidden``: the last hidden states of one padded batch.
@@ -101,9 +102,9 @@ class SentenceEncoder:
         tok.enable_truncation(max_length=MAX_TOKENS)
         self._tokenizer = tok
 
+    @abstractmethod
     def _hidden(self, ids: NDArray[np.intp], lengths: NDArray[np.int64]) -> NDArray[np.float32]:
         """Last hidden states (B, L, 384) of token ids (B, L) padded with 0 past ``lengths``."""
-        raise NotImplementedError
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text: ``[CLS] ... [SEP]``, at most 256 of them."""
