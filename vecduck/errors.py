@@ -130,6 +130,18 @@ class CorruptedIndexError(ChromaError):
     """An index sidecar that cannot be trusted; it is rebuilt from the table."""
 
 
+class CorruptedDataError(InternalError):
+    """A collection's data file (Parquet under `data/`) is missing or unreadable.
+
+    The index can be rebuilt from the table, the table from nothing: restore the
+    folder from a backup. Sent over HTTP as chromadb's `InternalError` (500).
+    """
+
+    @classmethod
+    def name(cls) -> str:
+        return "InternalError"
+
+
 ERROR_TYPES: dict[str, type[ChromaError]] = {
     "InvalidDimension": InvalidDimensionException,
     "InvalidArgumentError": InvalidArgumentError,

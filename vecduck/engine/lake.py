@@ -22,6 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from vecduck.engine.columns import BASE_COLUMNS, EMBEDDING_COLUMN, SQL_TYPES, ColumnMap
+from vecduck.errors import CorruptedDataError
 
 LAKE = "lake"
 T = TypeVar("T")
@@ -139,12 +140,32 @@ class Lake:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, folder: str) -> None:
         self.con = con
+        self.folder = os.path.abspath(folder)
         os.makedirs(os.path.join(folder, "data"), exist_ok=True)
         use_wal(os.path.join(folder, "lake.sqlite"))
         attach(con, folder)
 
     def ref(self, collection_id: str) -> str:
         return f"{LAKE}.{quote(table_name(collection_id))}"
+
+    def read(self, sql: str, collection_id: str) -> pa.Table:
+        """Rows of a collection's table; a missing or damaged data file is a CorruptedDataError
+        (DuckDB's own errors for it range from IOException to a bare Thrift message)."""
+        try:
+            return self.con.execute(sql).to_arrow_table()
+        except duckdb.Error as exc:
+            raise self._damaged(exc, collection_id) from exc
+
+    def _damaged(self, exc: duckdb.Error, collection_id: str) -> Exception:
+        """The error to raise for a failed statement on a collection's table."""
+        text = str(exc).split("\n")[0]
+        if any(word in text.lower() for word in ("conflict", "locked", "busy", "interrupt")):
+            return exc
+        return CorruptedDataError(
+            f"Collection {collection_id} cannot be read: a data file under"
+            f" {os.path.join(self.folder, 'data')} is missing or damaged ({type(exc).__name__}: {text})."
+            " The index is rebuilt from the table, but the table itself must be restored from a backup."
+        )
 
     def tables(self) -> set[str]:
         rows = self.con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [LAKE]).fetchall()
@@ -227,7 +248,10 @@ class Lake:
                 self.con.unregister("_vecduck_gone")
                 self.con.unregister("_vecduck_rows")
 
-        retry_conflicts(commit)
+        try:
+            retry_conflicts(commit)
+        except duckdb.Error as exc:
+            raise self._damaged(exc, collection_id) from exc
 
     def drop(self, collection_id: str) -> None:
         retry_conflicts(lambda: self.con.execute(f"DROP TABLE IF EXISTS {self.ref(collection_id)}"))

@@ -122,13 +122,15 @@ class Store:
         with self._lock:
             if self.closed:
                 return
-            self.flush()
-            self.closed = True
-            self._open.clear()
-            self.con.close()
-            if self._lake is not None:
-                self._lake.con.close()
-            self.registry.close()
+            try:
+                self.flush()  # may fail (a damaged data file): the buffer keeps the writes
+            finally:
+                self.closed = True
+                self._open.clear()
+                self.con.close()
+                if self._lake is not None:
+                    self._lake.con.close()
+                self.registry.close()
 
     def flush(self, collection_id: str | None = None) -> None:
         """Move buffered writes into the lake and save the indexes of open collections."""
@@ -321,7 +323,7 @@ class Store:
                 quote(c) if c in lake_columns else f"NULL AS {quote(c)}" for c in sorted(state.mirror_columns)
             )
             if lake_columns:
-                rows = self.lake.con.execute(f"SELECT {select} FROM {self.lake.ref(collection_id)}").to_arrow_table()
+                rows = self.lake.read(f"SELECT {select} FROM {self.lake.ref(collection_id)}", collection_id)
                 self.con.register("_vecduck_lake_rows", rows)
                 try:
                     self.con.execute(f"INSERT INTO {quote(state.mirror)} BY NAME SELECT * FROM _vecduck_lake_rows")
@@ -355,10 +357,11 @@ class Store:
             lake = self.lake.con
             lake.register("_vecduck_need", pa.table({"k": need}))
             try:
-                table = lake.execute(
+                table = self.lake.read(
                     f"SELECT _key, embedding FROM {self.lake.ref(record.id)}"
-                    " WHERE _key IN (SELECT k FROM _vecduck_need)"
-                ).to_arrow_table()
+                    " WHERE _key IN (SELECT k FROM _vecduck_need)",
+                    record.id,
+                )
             finally:
                 lake.unregister("_vecduck_need")
             keys = table.column("_key").to_numpy()
