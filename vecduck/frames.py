@@ -381,7 +381,7 @@ def collection_to_arrow(
     store = collection._store
     with store._lock:
         state = store._state(collection._record.id)
-        store._materialize(state)
+        mirror = store._mirror(state)
         params: list[Any] = []
         sql = store._where(state, None, where, where_document, params)
         typed = [c for c in state.record.columns.values() if c in state.mirror_columns]
@@ -393,7 +393,6 @@ def collection_to_arrow(
         if offset:
             page += " OFFSET ?"
             params.append(v.check_limit(offset, "offset"))
-        mirror = '"' + state.mirror + '"'
         table = store.con.execute(f"SELECT {select} FROM {mirror} WHERE {sql} ORDER BY _key{page}", params)
         table = table.to_arrow_table()
         if include_embeddings:

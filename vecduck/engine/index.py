@@ -11,18 +11,27 @@ from __future__ import annotations
 
 import contextlib
 import json
+import mmap
 import os
-import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+import xxhash
 from usearch.index import Index
 
+from vecduck.engine.usearch_file import FileVectors, map_vectors
 from vecduck.progress import progress
 
 METRICS = {"l2": "l2sq", "cosine": "cos", "ip": "ip"}
-# Below this many candidate rows a query is answered exactly, by brute force.
+# A query is answered exactly (brute force) when its candidates are this few, or
+# (filtered) at most EXACT_SHARE of the index and at most EXACT_LIMIT; else by HNSW.
+EXACT_SMALL = 2_000
+EXACT_SHARE = 0.02
 EXACT_LIMIT = 20_000
+# Batches of at least this many vectors are inserted on a background thread, so that the
+# caller's other work (the lake commit) overlaps the HNSW build; every read waits for it.
+BACKGROUND_FROM = 1_000
 # Writes of fewer vectors than this are held back and inserted in one batch later.
 DEFER_BELOW = 64
 DEFER_MAX = 1_024
@@ -53,6 +62,15 @@ class VectorIndex:
         self.seq = 0
         self.changes_since_save = 0
         self._deferred: dict[int, np.ndarray] = {}
+        self._building: Future[None] | None = None
+        self._builder: ThreadPoolExecutor | None = None
+        # Vectors by key for exact search over many candidates, from the saved file
+        # (zero-copy) plus those added since; kept from the first such search on.
+        self._tracking = False
+        self._file: FileVectors | None = None
+        self._extra_pos = np.full(0, -1, np.int64)
+        self._extra_rows = np.empty((0, settings.dimension), np.float32)
+        self._extra_count = 0
         self.viewed = False
         self.index = self._new()
 
@@ -76,7 +94,9 @@ class VectorIndex:
         """Open the saved index if it is whole and matches; False means start empty.
 
         The file is memory-mapped (opening costs no read of the vectors); the first
-        change loads it into memory.
+        change loads it into memory. Size, checksum (xxh3, a few GB/s), header and
+        count are checked first: usearch trusts the file's bytes, and a damaged graph
+        means wrong neighbours or worse.
         """
         if self.path is None or not os.path.exists(self.path):
             return False
@@ -87,7 +107,7 @@ class VectorIndex:
                 marker.get("bytes") != os.path.getsize(self.path)
                 or marker.get("dimension") != self.settings.dimension
                 or marker.get("space") != self.settings.space
-                or marker.get("crc32") != _crc32(self.path)
+                or marker.get("xxh3") != file_digest(self.path)
             ):
                 return False
             index = self._new()
@@ -113,14 +133,10 @@ class VectorIndex:
             self.viewed = False
         return self.index
 
-    def save_if_worth_it(self, seq: int) -> None:
-        """Save when much has changed since the last save, so that saving stays O(n) overall.
-
-        A stale file is never wrong, only slower to open: it is caught up from the table.
-        """
-        if self.changes_since_save >= max(10_000, len(self.index) // 4):
-            self.seq = seq
-            self.save()
+    def worth_saving(self) -> bool:
+        """As many changes as the last save held: saves then add up to at most twice the
+        final size, and a crash leaves at most half of the index to catch up."""
+        return self.changes_since_save >= max(10_000, len(self.index) // 2)
 
     def save(self) -> None:
         """Write the index, then its marker, each by atomic rename (marker never ahead)."""
@@ -130,13 +146,13 @@ class VectorIndex:
         tmp = self.path + ".tmp"
         self.index.save(tmp)
         _fsync(tmp)
-        crc = _crc32(tmp)
+        digest = file_digest(tmp)
         os.replace(tmp, self.path)
         marker = {
             "seq": self.seq,
             "count": len(self.index),
             "bytes": os.path.getsize(self.path),
-            "crc32": crc,
+            "xxh3": digest,
             "dimension": self.settings.dimension,
             "space": self.settings.space,
         }
@@ -145,6 +161,8 @@ class VectorIndex:
         _fsync(self._marker_path() + ".tmp")
         os.replace(self._marker_path() + ".tmp", self._marker_path())
         self.changes_since_save = 0
+        if self._tracking:
+            self._map_file()
 
     def discard_files(self) -> None:
         if self.path is None:
@@ -179,10 +197,19 @@ class VectorIndex:
                 self._drain()
             return
         self._drain()
-        self._insert(keys, vectors)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if len(keys) >= BACKGROUND_FROM:
+            if self._builder is None:
+                self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecduck-index")
+            self._building = self._builder.submit(self._insert, np.array(keys, dtype=np.int64), vectors)
+        else:
+            self._insert(keys, vectors)
 
     def _drain(self) -> None:
-        """Insert the held-back vectors; every read of the index calls this first."""
+        """Finish background inserts and insert held-back vectors; every read calls this first."""
+        if self._building is not None:
+            building, self._building = self._building, None
+            building.result()
         if self._deferred:
             keys = np.fromiter(self._deferred.keys(), np.int64, len(self._deferred))
             vectors = np.stack(list(self._deferred.values()))
@@ -213,6 +240,63 @@ class VectorIndex:
                 progress=report if len(keys) > PROGRESS_MIN else None,
             )
         self.changes_since_save += len(keys)
+        if self._tracking:
+            self._keep(keys, vectors)
+
+    def _keep(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        """Remember vectors added since the file was mapped (later writes win)."""
+        need = int(keys.max()) + 1
+        if need > len(self._extra_pos):
+            grown = np.full(max(need, 2 * len(self._extra_pos)), -1, np.int64)
+            grown[: len(self._extra_pos)] = self._extra_pos
+            self._extra_pos = grown
+        end = self._extra_count + len(keys)
+        if end > len(self._extra_rows):
+            rows = np.empty((max(end, 2 * len(self._extra_rows)), self.settings.dimension), np.float32)
+            rows[: self._extra_count] = self._extra_rows[: self._extra_count]
+            self._extra_rows = rows
+        self._extra_rows[self._extra_count : end] = vectors
+        self._extra_pos[keys] = np.arange(self._extra_count, end)
+        self._extra_count = end
+
+    def _map_file(self) -> None:
+        """Map the saved file's vectors and forget those kept since (the file has them)."""
+        self._file = None
+        if self.path is not None and os.path.exists(self.path):
+            self._file = map_vectors(self.path, self.settings.dimension, self.settings.max_neighbors, self.keys())
+        self._extra_pos = np.full(0, -1, np.int64)
+        self._extra_rows = np.empty((0, self.settings.dimension), np.float32)
+        self._extra_count = 0
+
+    def _rows_of(self, keys: np.ndarray) -> np.ndarray:
+        """Vectors of many keys: kept ones, then the mapped file, then usearch's get."""
+        if not self._tracking:
+            if self.path is not None and self.changes_since_save:
+                self.save()  # the file then holds every vector, ready to be mapped
+            self._tracking = True
+            self._map_file()
+        out = np.empty((len(keys), self.settings.dimension), np.float32)
+        todo = np.ones(len(keys), bool)
+        inside = keys < len(self._extra_pos)
+        kept = np.zeros(len(keys), bool)
+        kept[inside] = self._extra_pos[keys[inside]] >= 0
+        if kept.any():
+            out[kept] = self._extra_rows[self._extra_pos[keys[kept]]]
+            todo &= ~kept
+        if self._file is not None and todo.any():
+            mapped = todo.copy()
+            mapped[todo] = self._file.holds(keys[todo])
+            out[mapped] = self._file.rows(keys[mapped])
+            todo &= ~mapped
+        if todo.any():
+            out[todo] = self._get(keys[todo])
+        return out
+
+    def _get(self, keys: np.ndarray) -> np.ndarray:
+        got = self.index.get(keys, dtype=np.float32)
+        if isinstance(got, np.ndarray) and got.ndim == 2:
+            return got
+        return np.vstack(got).astype(np.float32, copy=False)
 
     def remove(self, keys: np.ndarray) -> None:
         if len(keys) == 0:
@@ -229,10 +313,9 @@ class VectorIndex:
         self._drain()
         if len(keys) == 0:
             return np.empty((0, self.settings.dimension), np.float32)
-        got = self.index.get(keys, dtype=np.float32)
-        if isinstance(got, np.ndarray) and got.ndim == 2:
-            return got
-        return np.vstack(got).astype(np.float32, copy=False)
+        if self._tracking or len(keys) > 64:
+            return self._rows_of(np.asarray(keys, np.int64))
+        return self._get(keys)
 
     # -- search -----------------------------------------------------------------------
     def search(
@@ -248,7 +331,8 @@ class VectorIndex:
         k = min(k, total)
         if k == 0:
             return [(np.empty(0, np.int64), np.empty(0, np.float32)) for _ in queries]
-        if total <= EXACT_LIMIT:
+        size = len(self.index)
+        if total <= EXACT_SMALL or (candidates is not None and total <= min(EXACT_LIMIT, EXACT_SHARE * size)):
             keys = self.keys() if candidates is None else candidates
             return self.exact(queries, keys, k)
         results = []
@@ -275,21 +359,35 @@ class VectorIndex:
             fetch = min(size, fetch * 4)
 
     def exact(self, queries: np.ndarray, keys: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Brute-force distances with chromadb's definitions; ties by insertion order."""
+        """Brute-force distances with chromadb's definitions; ties by insertion order.
+
+        Ranks in float32, then recomputes the best few in float64 to order them exactly.
+        """
         vectors = self.vectors(keys)
-        distances = exact_distances(queries, vectors, self.settings.space)
         k = min(k, len(keys))
+        rough = exact_distances(queries.astype(np.float32), vectors, self.settings.space)
+        shortlist = min(len(keys), 4 * k + 32)
         results = []
-        for row in distances:
-            order = np.lexsort((keys, row))[:k]
-            results.append((keys[order], row[order].astype(np.float32)))
+        for query, row in zip(queries, rough, strict=True):
+            if shortlist < len(keys):
+                # Everything within float32 error of the shortlist's edge, so ties stay whole.
+                edge = np.partition(row, shortlist - 1)[shortlist - 1]
+                best = np.flatnonzero(row <= edge + 1e-4 * (abs(edge) + 1.0))
+            else:
+                best = np.arange(len(keys))
+            fine = exact_distances(query[None, :], vectors[best], self.settings.space)[0]
+            order = np.lexsort((keys[best], fine))[:k]
+            results.append((keys[best][order], fine[order].astype(np.float32)))
         return results
 
 
 def exact_distances(queries: np.ndarray, vectors: np.ndarray, space: str) -> np.ndarray:
-    """(queries x vectors) distances: squared L2, 1 - cosine similarity, or 1 - inner product."""
-    q = queries.astype(np.float64)
-    v = vectors.astype(np.float64)
+    """(queries x vectors) distances: squared L2, 1 - cosine similarity, or 1 - inner product.
+
+    Computed in float64 unless both inputs are float32 (a quick ranking pass)."""
+    fast = queries.dtype == np.float32 and vectors.dtype == np.float32
+    q = queries if fast else queries.astype(np.float64)
+    v = vectors if fast else vectors.astype(np.float64)
     dots = q @ v.T
     if space == "ip":
         return 1.0 - dots
@@ -304,14 +402,13 @@ def exact_distances(queries: np.ndarray, vectors: np.ndarray, space: str) -> np.
     return np.maximum(squared, 0.0)
 
 
-def _crc32(path: str) -> int:
-    """CRC-32 of a file: a damaged index file must never be opened (usearch trusts its
-    bytes, and a flipped byte means wrong neighbours or a crash), ~2 GB/s."""
-    crc = 0
+def file_digest(path: str) -> str:
+    """xxh3-64 of a file's bytes, read through a memory map (no copy)."""
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 24):
-            crc = zlib.crc32(chunk, crc)
-    return crc
+        if os.fstat(f.fileno()).st_size == 0:
+            return xxhash.xxh3_64_hexdigest(b"")
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            return xxhash.xxh3_64_hexdigest(view)
 
 
 def _fsync(path: str) -> None:

@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -55,7 +56,12 @@ def dump_metadata(metadata: Mapping[str, object] | None) -> str | None:
 
 
 def load_metadata(text: str | None) -> dict[str, object] | None:
-    return None if text is None else json.loads(text)
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # integers beyond 64 bits, which only json reads
+        return json.loads(text)
 
 
 def resolved_table(

@@ -42,11 +42,14 @@ from vecduck.engine.rows import (
     tombstones,
     with_typed_columns,
 )
+from vecduck.engine.rowstore import RowStore, int_column
 from vecduck.errors import InvalidArgumentError, NotFoundError, UniqueConstraintError
 
 # A write of at least this many rows goes straight to the lake; smaller ones are
 # buffered in the registry and moved to the lake once this many rows are waiting.
 FLUSH_ROWS = 5_000
+# Filters whose matching keys each open collection remembers (until its next write).
+FILTER_CACHE = 32
 
 MIRROR_COLUMNS = [name for name in BASE_COLUMNS]
 
@@ -68,19 +71,29 @@ class OpenCollection:
 
     def __init__(self, record: CollectionRecord) -> None:
         self.record = record
+        # Every live row without its vector, by key: answers get, count and the rows
+        # behind a search's hits.
+        self.rows = RowStore()
+        # The same rows as an in-memory DuckDB table for filters, built at the first
+        # filter (a process that only searches never pays for it).
         self.mirror = "m_" + record.id.replace("-", "")
         self.mirror_columns: set[str] = set()
+        self.mirror_loaded = False
         self.index: VectorIndex | None = None
         self.version = -1
         self.applied_seq = 0
         self.pending_rows = 0
-        self.count: int | None = None
+        self.rows_saved_seq = 0
+        # Filter -> matching keys, valid until the next write reaches the rows.
+        self.filter_cache: dict[str, np.ndarray] = {}
         self.stale = False
         # Writes applied to the index but not yet to the mirror table.
         self.unapplied: list[pa.Table] = []
         self.unapplied_rows: dict[str, tuple[int, Any, Any, Any] | None] = {}
-        # Which ids may be in the mirror: sorted hashes plus a set of recent ids.
-        self.id_hashes = np.empty(0, np.int64)
+        # A write's rows and their table shape, when the lake commit already built it.
+        self.typed: tuple[pa.Table, pa.Table] | None = None
+        # Which ids may be stored: sorted hashes (built at the first write) plus recent ids.
+        self.id_hashes: np.ndarray | None = None
         self.recent_ids: set[str] = set()
 
 
@@ -140,9 +153,8 @@ class Store:
                 if self.registry.pending_count(cid):
                     self._commit_to_lake(cid, [])
                 state = self._open.get(cid)
-                if state is not None and state.index is not None and state.index.changes_since_save:
-                    state.index.seq = state.applied_seq
-                    state.index.save()
+                if state is not None and state.applied_seq > state.rows_saved_seq:
+                    self._save_read_model(state)
 
     def _reconcile(self, lake: Lake) -> None:
         """Make the lake's tables and views match the registry after a crash mid-DDL:
@@ -228,6 +240,7 @@ class Store:
             self.lake.drop_view(record.name)
             self.lake.drop(record.id)
         VectorIndex(IndexSettings(1), self._index_path(record.id)).discard_files()
+        RowStore.discard(self._rows_path(record.id))
 
     def modify_collection(
         self,
@@ -276,11 +289,23 @@ class Store:
 
     def _forget(self, collection_id: str) -> None:
         state = self._open.pop(collection_id, None)
-        if state is not None:
+        if state is not None and state.mirror_loaded:
             self.con.execute(f"DROP TABLE IF EXISTS {quote(state.mirror)}")
 
     def _index_path(self, collection_id: str) -> str:
         return os.path.join(self.folder, "index", f"{collection_id}.usearch")
+
+    def _rows_path(self, collection_id: str) -> str:
+        return os.path.join(self.folder, "index", f"{collection_id}.rows.arrow")
+
+    def _save_read_model(self, state: OpenCollection) -> None:
+        """Save the index and the rows snapshot, both as of every applied write."""
+        self._materialize(state)
+        if state.index is not None:
+            state.index.seq = state.applied_seq
+            state.index.save()
+        state.rows.save(self._rows_path(state.record.id), state.applied_seq)
+        state.rows_saved_seq = state.applied_seq
 
     # -- read model ---------------------------------------------------------------------
     def _state(self, collection_id: str) -> OpenCollection:
@@ -308,7 +333,7 @@ class Store:
         return state
 
     def _load(self, collection_id: str) -> OpenCollection:
-        """Build the read model from the lake and the write buffer (under the writer lock)."""
+        """Build the read model from the rows snapshot (or the lake) and the write buffer."""
         with self.registry.writer_lock():
             self._forget(collection_id)
             snapshot = self.registry.changes(collection_id, 0)
@@ -316,26 +341,23 @@ class Store:
                 raise NotFoundError(f"Collection [{collection_id}] does not exist")
             record, pending = snapshot
             state = OpenCollection(record)
-            self._ensure_mirror(state)
-            # Before a collection's first move to the lake it has no table there.
-            lake_columns = self.lake.columns(collection_id) if record.lake_seq > 0 else set()
-            select = ", ".join(
-                quote(c) if c in lake_columns else f"NULL AS {quote(c)}" for c in sorted(state.mirror_columns)
-            )
-            if lake_columns:
-                rows = self.lake.read(f"SELECT {select} FROM {self.lake.ref(collection_id)}", collection_id)
-                self.con.register("_vecduck_lake_rows", rows)
-                try:
-                    self.con.execute(f"INSERT INTO {quote(state.mirror)} BY NAME SELECT * FROM _vecduck_lake_rows")
-                finally:
-                    self.con.unregister("_vecduck_lake_rows")
-            state.applied_seq = record.lake_seq
+            saved = RowStore.load(self._rows_path(collection_id))
+            if saved is not None and saved[1] >= record.lake_seq:
+                state.rows, state.applied_seq = saved
+                state.rows_saved_seq = saved[1]
+            else:
+                # Before a collection's first move to the lake it has no table there.
+                if record.lake_seq > 0 and self.lake.columns(collection_id):
+                    sql = f"SELECT * EXCLUDE (embedding) FROM {self.lake.ref(collection_id)}"
+                    rows = self.lake.read(sql, collection_id)
+                    state.rows.apply(rows, np.empty(0, np.int64))
+                state.applied_seq = record.lake_seq
+            later = [(seq, rows) for seq, rows in pending if seq > state.applied_seq]
             if record.dimension is not None:
-                self._open_index(state, pending)
-            for _seq, rows in pending:
+                self._open_index(state, later)
+            for _seq, rows in later:
                 self._apply(state, rows)
             self._materialize(state)
-            self._rebuild_id_hashes(state)
             state.version = record.version
             state.pending_rows = sum(rows.num_rows for _seq, rows in pending)
             self._open[collection_id] = state
@@ -347,11 +369,11 @@ class Store:
         index = VectorIndex(hnsw_settings(record), self._index_path(record.id))
         index.load()
         state.index = index
-        live_keys = self._column_keys(state, "SELECT _key FROM {mirror}")
+        live_keys = state.rows.keys()
         stale = np.setdiff1d(index.keys(), live_keys, assume_unique=True)
         index.remove(stale)
         missing = np.setdiff1d(live_keys, index.keys(), assume_unique=True)
-        changed = self._column_keys(state, "SELECT _key FROM {mirror} WHERE _seq > ?", [index.seq])
+        changed = state.rows.keys_written_after(index.seq)
         need = np.union1d(missing, changed)
         if len(need):
             lake = self.lake.con
@@ -368,9 +390,38 @@ class Store:
             index.add(keys, embeddings_matrix(table.column("embedding"), index.settings.dimension))
 
     def _column_keys(self, state: OpenCollection, sql: str, params: list[Any] | None = None) -> np.ndarray:
-        self._materialize(state)
-        result = self.con.execute(sql.format(mirror=quote(state.mirror)), params or []).fetchnumpy()
+        result = self.con.execute(sql.format(mirror=self._mirror(state)), params or []).fetchnumpy()
         return np.sort(np.asarray(result["_key"], dtype=np.int64))
+
+    def _candidates(self, state: OpenCollection, sql: str, params: list[Any]) -> np.ndarray:
+        """Keys matching a filter, remembered until the next write: a notebook or a service
+        tends to ask many queries under the same filter."""
+        self._materialize(state)
+        signature = sql + "\x00" + repr(params)
+        found = state.filter_cache.get(signature)
+        if found is None:
+            found = self._column_keys(state, f"SELECT _key FROM {{mirror}} WHERE {sql}", params)
+            if len(state.filter_cache) >= FILTER_CACHE:
+                state.filter_cache.pop(next(iter(state.filter_cache)))
+            state.filter_cache[signature] = found
+        return found
+
+    def _mirror(self, state: OpenCollection) -> str:
+        """The mirror table's quoted name, built from the rows at first use and up to date."""
+        self._materialize(state)
+        if not state.mirror_loaded:
+            self._ensure_mirror(state)
+            if state.rows.live:
+                self._insert_mirror(state, state.rows.table())
+            state.mirror_loaded = True
+        return quote(state.mirror)
+
+    def _insert_mirror(self, state: OpenCollection, rows: pa.Table) -> None:
+        self.con.register("_vecduck_live", rows)
+        try:
+            self.con.execute(f"INSERT INTO {quote(state.mirror)} BY NAME SELECT * FROM _vecduck_live")
+        finally:
+            self.con.unregister("_vecduck_live")
 
     def _ensure_mirror(self, state: OpenCollection) -> None:
         """Create the mirror table, and add a column for every new metadata (key, kind)."""
@@ -418,34 +469,45 @@ class Store:
                 state.unapplied_rows[record_id] = None if is_deleted else (key, document, uri, load_metadata(metadata))
                 state.recent_ids.add(record_id)
         state.applied_seq = max(state.applied_seq, int(rows.column("_seq").to_numpy().max()))
-        state.count = None
 
     def _materialize(self, state: OpenCollection) -> None:
-        """Bring the mirror up to date with every applied write."""
+        """Bring the rows (and the mirror, once built) up to date with every applied write."""
         if not state.unapplied:
             return
-        rows = latest_per_id(state.unapplied)
+        # A deleted key never comes back (a re-added id gets a new key), so every
+        # tombstone's key goes, even where a later write of the same id follows it.
+        deleted = np.concatenate(
+            [t.column("_key").to_numpy()[t.column("_deleted").to_numpy(zero_copy_only=False)] for t in state.unapplied]
+        )
+        state.filter_cache.clear()
+        typed = state.typed
+        if len(state.unapplied) == 1 and typed is not None and typed[0] is state.unapplied[0]:
+            rows, live = typed[0], typed[1].drop_columns(["embedding"])  # typed by the lake commit
+            state.typed = None
+        else:
+            rows = latest_per_id(state.unapplied)
+            live = with_typed_columns(rows, state.record.columns, keep_embedding=False)
         state.unapplied = []
         state.unapplied_rows = {}
-        self._ensure_mirror(state)
-        mirror = quote(state.mirror)
-        touched = rows.column("id").combine_chunks()
-        if len(touched) <= 1_000:
-            self.con.execute(f"DELETE FROM {mirror} WHERE id IN (SELECT unnest(?::VARCHAR[]))", [touched.to_pylist()])
-        else:
-            self.con.register("_vecduck_touched", pa.table({"id": touched}))
-            try:
-                self.con.execute(f"DELETE FROM {mirror} WHERE id IN (SELECT id FROM _vecduck_touched)")
-            finally:
-                self.con.unregister("_vecduck_touched")
-        live = with_typed_columns(rows, state.record.columns, keep_embedding=False)
-        if live.num_rows:
-            self.con.register("_vecduck_live", live)
-            try:
-                self.con.execute(f"INSERT INTO {mirror} BY NAME SELECT * FROM _vecduck_live")
-            finally:
-                self.con.unregister("_vecduck_live")
-        self._remember_ids(state, live.column("id").to_pylist())
+        state.rows.apply(live, deleted)
+        if state.mirror_loaded:
+            self._ensure_mirror(state)
+            mirror = quote(state.mirror)
+            touched = rows.column("id").combine_chunks()
+            if len(touched) <= 1_000:
+                self.con.execute(
+                    f"DELETE FROM {mirror} WHERE id IN (SELECT unnest(?::VARCHAR[]))", [touched.to_pylist()]
+                )
+            else:
+                self.con.register("_vecduck_touched", pa.table({"id": touched}))
+                try:
+                    self.con.execute(f"DELETE FROM {mirror} WHERE id IN (SELECT id FROM _vecduck_touched)")
+                finally:
+                    self.con.unregister("_vecduck_touched")
+            if live.num_rows:
+                self._insert_mirror(state, live)
+        if state.id_hashes is not None:
+            self._remember_ids(state, live.column("id").to_pylist())
 
     def _remember_ids(self, state: OpenCollection, ids: list[str]) -> None:
         """Note ids known to be in the mirror (a superset is fine: it only costs a lookup)."""
@@ -455,14 +517,18 @@ class Store:
             state.recent_ids.update(ids)
 
     def _rebuild_id_hashes(self, state: OpenCollection) -> None:
-        ids = self.con.execute(f"SELECT id FROM {quote(state.mirror)}").to_arrow_table().column("id")
-        state.id_hashes = np.unique(np.fromiter((hash(x) for x in ids.to_pylist()), np.int64, len(ids)))
+        self._materialize(state)
+        ids = state.rows.all_ids()
+        state.id_hashes = np.unique(np.fromiter((hash(x) for x in ids), np.int64, len(ids)))
         state.recent_ids = set()
 
     def _maybe_present(self, state: OpenCollection, record_id: str) -> bool:
         if record_id in state.recent_ids:
             return True
+        if state.id_hashes is None:
+            self._rebuild_id_hashes(state)
         hashes = state.id_hashes
+        assert hashes is not None
         if len(hashes) == 0:
             return False
         h = hash(record_id)
@@ -596,10 +662,13 @@ class Store:
         if not tables:
             return
         through = max(int(pc.max(t.column("_seq")).as_py()) for t in tables)
-        latest = latest_per_id(tables)
+        latest = tables[0] if len(tables) == 1 else latest_per_id(tables)  # one write: ids are distinct
         record = self.get_collection_by_id(collection_id)
         deleted = latest.filter(latest.column("_deleted")).column("id").combine_chunks()
         live = with_typed_columns(latest, record.columns, keep_embedding=True)
+        state = self._open.get(collection_id)
+        if state is not None and not pending:
+            state.typed = (latest, live)
         self.lake.replace_rows(collection_id, record.columns, live, deleted)
         if record.lake_seq == 0:
             self._sync_view(record)
@@ -609,8 +678,8 @@ class Store:
         if state is not None:
             state.version = version
             state.pending_rows = 0
-            if state.index is not None:
-                state.index.save_if_worth_it(state.applied_seq)
+            if state.index is not None and state.index.worth_saving():
+                self._save_read_model(state)
 
     def _check_dimension(self, record: CollectionRecord, embeddings: np.ndarray | None) -> int | None:
         if embeddings is None:
@@ -639,7 +708,7 @@ class Store:
                 ask.append(record_id)
         if ask:
             for row in self.con.execute(
-                f"SELECT id, _key, document, uri, metadata FROM {quote(state.mirror)}"
+                f"SELECT id, _key, document, uri, metadata FROM {self._mirror(state)}"
                 " WHERE id IN (SELECT unnest(?::VARCHAR[]))",
                 [ask],
             ).fetchall():
@@ -680,9 +749,7 @@ class Store:
         with self._lock:
             state = self._state(collection_id)
             self._materialize(state)
-            if state.count is None:
-                state.count = self.con.execute(f"SELECT count(*) FROM {quote(state.mirror)}").fetchone()[0]
-            return state.count
+            return state.rows.live
 
     def dimension(self, collection_id: str) -> int | None:
         state = self.registry.state(collection_id)
@@ -724,15 +791,19 @@ class Store:
         with self._lock:
             state = state or self._state(collection_id)
             self._materialize(state)
-            params: list[Any] = []
-            sql = self._where(state, ids, where, where_document, params)
-            page = " OFFSET ?" if limit is None else " LIMIT ? OFFSET ?"
-            params += [offset or 0] if limit is None else [limit, offset or 0]
-            table = self.con.execute(
-                f"SELECT id, _key, document, uri, metadata FROM {quote(state.mirror)} WHERE {sql} ORDER BY _key{page}",
-                params,
-            ).to_arrow_table()
-            rows = rows_from(table)
+            if ids is None and where is None and where_document is None:
+                start = offset or 0
+                keys = state.rows.keys()[start : None if limit is None else start + limit]
+            else:
+                params: list[Any] = []
+                sql = self._where(state, ids, where, where_document, params)
+                page = " OFFSET ?" if limit is None else " LIMIT ? OFFSET ?"
+                params += [offset or 0] if limit is None else [limit, offset or 0]
+                found = self.con.execute(
+                    f"SELECT _key FROM {self._mirror(state)} WHERE {sql} ORDER BY _key{page}", params
+                ).fetchnumpy()["_key"]
+                keys = np.asarray(found, dtype=np.int64)
+            rows = rows_from(state.rows.take(keys) if len(keys) else None)
             if with_vectors:
                 rows.vectors = self._vectors_of(state, rows.keys)
             return rows
@@ -772,19 +843,11 @@ class Store:
                 return [empty for _ in queries], {}, rows_from(None)
             candidates = None
             if filtered:
-                candidates = self._column_keys(state, f"SELECT _key FROM {{mirror}} WHERE {sql}", params)
+                candidates = self._candidates(state, sql, params)
             self._materialize(state)
             hits = state.index.search(queries, n_results, candidates)
-            all_keys = np.unique(np.concatenate([keys for keys, _ in hits])) if hits else np.empty(0)
-            self.con.register("_vecduck_keys", pa.table({"k": pa.array(all_keys, pa.int64())}))
-            try:
-                table = self.con.execute(
-                    f"SELECT id, _key, document, uri, metadata FROM {quote(state.mirror)}"
-                    " WHERE _key IN (SELECT k FROM _vecduck_keys)"
-                ).to_arrow_table()
-            finally:
-                self.con.unregister("_vecduck_keys")
-            rows = rows_from(table)
+            all_keys = np.unique(np.concatenate([keys for keys, _ in hits])) if hits else np.empty(0, np.int64)
+            rows = rows_from(state.rows.take(all_keys) if len(all_keys) else None)
             if with_vectors:
                 rows.vectors = self._vectors_of(state, rows.keys)
             position = {int(key): i for i, key in enumerate(rows.keys)}
@@ -796,7 +859,7 @@ def rows_from(table: pa.Table | None) -> Rows:
         return Rows([], np.empty(0, np.int64), [], [], [])
     return Rows(
         ids=table.column("id").to_pylist(),
-        keys=table.column("_key").to_numpy(),
+        keys=int_column(table, "_key"),
         documents=table.column("document").to_pylist(),
         uris=table.column("uri").to_pylist(),
         metadatas=[load_metadata(text) for text in table.column("metadata").to_pylist()],
