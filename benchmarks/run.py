@@ -1,0 +1,200 @@
+"""The side-by-side benchmark: vecduck, chromadb, lancedb, usearch alone and NumPy brute force.
+
+    python benchmarks/run.py                      # 100,000 rows + 10,000 real sentences
+    python benchmarks/run.py --rows 100000 1000000 --out benchmarks/RESULTS.md
+
+Each workload of each system runs in a process of its own (benchmarks/worker.py) on the
+same cached data (benchmarks/dataset.py); the table shows every figure and vecduck's
+ratio to chromadb and to usearch. Repeated workloads report the median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import dataset as ds
+
+HERE = Path(__file__).parent
+ALL = ["vecduck", "chromadb", "lancedb", "usearch", "numpy"]
+
+# (key, label, unit, higher is better)
+METRICS = [
+    ("rows_per_s", "1. ingest, batches of 5,000", "rows/s", True),
+    ("peak_rss", "1. ingest peak RSS", "MB", False),
+    ("disk_bytes", "1. disk per vector", "bytes", False),
+    ("frame_rows_per_s", "1. one DataFrame upsert", "rows/s", True),
+    ("loop_items_per_s", "2. single-item add loop (2,000)", "items/s", True),
+    ("recall", "3. recall@10 (unfiltered)", "", True),
+    ("query_p50_ms", "3. query p50", "ms", False),
+    ("query_p95_ms", "3. query p95", "ms", False),
+    ("batch_qps", "3. batch of 200 queries", "queries/s", True),
+    ("filter_1%_p50_ms", "4. filter 1%: p50", "ms", False),
+    ("filter_1%_recall", "4. filter 1%: recall@10", "", True),
+    ("filter_15%_p50_ms", "4. filter 15%: p50", "ms", False),
+    ("filter_15%_recall", "4. filter 15%: recall@10", "", True),
+    ("filter_50%_p50_ms", "4. filter 50%: p50", "ms", False),
+    ("filter_50%_recall", "4. filter 50%: recall@10", "", True),
+    ("get_where_ms", "5. get(where) 15%", "ms", False),
+    ("count_ms", "5. count()", "ms", False),
+    ("group_by_ms", "5. GROUP BY category", "ms", False),
+    ("cold_open_ms", "6. cold open to first answer", "ms", False),
+    ("cold_import_ms", "6. (import of the library)", "ms", False),
+]
+
+
+def worker(phase: str, system: str, spec: str, folder: Path, repeats: int) -> dict:
+    command = [sys.executable, str(HERE / "worker.py"), phase, system, spec, str(folder), "--repeats", str(repeats)]
+    env = {**os.environ, "VECDUCK_PROGRESS": "0", "ANONYMIZED_TELEMETRY": "False"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=HERE)
+    if done.returncode != 0:
+        print(f"  {system} {phase} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
+        return {}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def median_merge(runs: list[dict]) -> dict:
+    keys = {key for run in runs for key in run}
+    merged = {}
+    for key in keys:
+        values = sorted(run[key] for run in runs if key in run and isinstance(run[key], int | float))
+        if values:
+            merged[key] = values[len(values) // 2]
+    return merged
+
+
+def bench_dataset(spec: str, systems: list[str], work: Path, repeats: int, ingest_repeats: int,
+                  phases: list[str]) -> dict[str, dict]:
+    data = load(spec)
+    results: dict[str, dict] = {}
+    for system in systems:
+        folder = work / f"{spec}-{system}"
+        figures: dict = {}
+        started = time.perf_counter()
+        for phase in phases:
+            runs = ingest_repeats if phase in ("ingest", "frame") else (1 if phase in ("query", "loop") else repeats)
+            scratch = work / f"{spec}-{system}-{phase}" if phase in ("frame", "loop") else folder
+            got = [worker(phase, system, spec, scratch, repeats) for _ in range(runs)]
+            figures.update(median_merge(got))
+            if scratch != folder:
+                shutil.rmtree(scratch, ignore_errors=True)
+        if system == "numpy":
+            figures.pop("rows_per_s", None)  # its "ingest" is a file copy
+        if "disk_bytes" in figures:
+            figures["disk_bytes"] = figures["disk_bytes"] / data.rows
+        if "peak_rss" in figures:
+            figures["peak_rss"] = figures["peak_rss"] / 2**20
+        figures.pop("frame_peak_rss", None)
+        results[system] = figures
+        print(f"  {spec} {system}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        shutil.rmtree(folder, ignore_errors=True)
+    return results
+
+
+def load(spec: str) -> ds.Dataset:
+    kind, rows = spec.rsplit("-", 1)
+    return ds.clustered(int(rows)) if kind == "clustered" else ds.sentences(int(rows))
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if unit == "":
+        return f"{value:.3f}"
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def ratio(ours: float | None, theirs: float | None, higher: bool) -> str:
+    """How many times better vecduck is (>1 is better, whichever way the unit goes)."""
+    if not ours or not theirs:
+        return ""
+    return f"{(ours / theirs if higher else theirs / ours):.2f}x"
+
+
+def table(spec: str, results: dict[str, dict], systems: list[str]) -> str:
+    head = ["workload", "unit", *systems, "vecduck vs chromadb", "vecduck vs usearch"]
+    lines = [f"### {spec}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key, label, unit, higher in METRICS:
+        values = [results.get(s, {}).get(key) for s in systems]
+        if all(v is None for v in values):
+            continue
+        ours = results.get("vecduck", {}).get(key)
+        unit_cell = unit if key != "recall" and not key.endswith("_recall") else "recall"
+        cells = [label, unit_cell, *(fmt(v, unit) for v in values)]
+        if key.endswith("recall") or key == "cold_import_ms":
+            cells += ["", ""]
+        else:
+            cells += [ratio(ours, results.get("chromadb", {}).get(key), higher),
+                      ratio(ours, results.get("usearch", {}).get(key), higher)]
+        lines.append("| " + " | ".join(cells) + " |")
+    levels = {s: results[s].get("level") for s in systems if results.get(s, {}).get("level") is not None}
+    if levels:
+        lines += ["", "Search knob reached for recall@10 >= 0.99: "
+                  + ", ".join(f"{s} {v}" for s, v in levels.items())]
+    info = load(spec).folder / "info.json"
+    if info.exists():
+        sel = json.loads(info.read_text())["selectivity"]
+        lines += ["", "Filter selectivity: " + ", ".join(f"{k} = {100 * v:.1f}% of rows" for k, v in sel.items())]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="*", default=[100_000], help="clustered data set sizes")
+    parser.add_argument("--sentences", type=int, default=10_000, help="real sentences (0 to skip)")
+    parser.add_argument("--systems", nargs="*", default=ALL, choices=ALL)
+    parser.add_argument("--phases", nargs="*", default=["ingest", "frame", "loop", "query", "cold"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--ingest-repeats", type=int, default=None,
+                        help="ingest runs per system (default 3, 1 from 1,000,000 rows)")
+    parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--out", default=None, help="also write the report to this Markdown file")
+    args = parser.parse_args()
+
+    specs = [f"clustered-{n}" for n in args.rows] + ([f"sentences-{args.sentences}"] if args.sentences else [])
+    work = Path(args.work or tempfile.mkdtemp(prefix="vecduck-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    sections = []
+    try:
+        for spec in specs:
+            print(f"{spec}: preparing data", file=sys.stderr)
+            data = load(spec)
+            ingest_repeats = args.ingest_repeats or (1 if data.rows >= 1_000_000 else 3)
+            phases = args.phases if spec.startswith("clustered") else [p for p in args.phases if p != "loop"]
+            results = bench_dataset(spec, args.systems, work, args.repeats, ingest_repeats, phases)
+            sections.append(table(spec, results, args.systems))
+            print(sections[-1] + "\n", flush=True)
+    finally:
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+    report = "\n".join([
+        "# Benchmark results",
+        "",
+        f"{datetime.date.today().isoformat()}, {os.cpu_count()} cores, {platform.machine()}, "
+        f"Python {platform.python_version()}. Command: `python benchmarks/{' '.join(sys.argv)}`" .replace(
+            "benchmarks/benchmarks/", "benchmarks/"),
+        "",
+        "Ratios are how many times better vecduck is (above 1: vecduck leads). Every figure is the",
+        f"median of {args.repeats} runs (ingest: see the command), each system in its own processes.",
+        "",
+        *[s + "\n" for s in sections],
+    ])
+    if args.out:
+        Path(args.out).write_text(report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""Run one workload of one system in this process and print its figures as one JSON line.
+
+    python benchmarks/worker.py <phase> <system> <dataset> <folder> [--repeats N]
+
+phase: ingest | frame | loop | query | cold. The driver (run.py) starts one process per
+phase, so each system's peak RSS and cold open are its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import resource
+import shutil
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import dataset as ds
+from systems import SYSTEMS, System, folder_bytes
+
+BATCH = 5_000
+LOOP_ITEMS = 2_000
+FILTERED_QUERIES = 100
+TARGET_RECALL = 0.99
+MODULES = {"vecduck": "vecduck", "chromadb": "chromadb", "lancedb": "lancedb", "usearch": "usearch.index"}
+
+
+def load(spec: str) -> ds.Dataset:
+    kind, rows = spec.rsplit("-", 1)
+    return ds.clustered(int(rows)) if kind == "clustered" else ds.sentences(int(rows))
+
+
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def recall(found: list[list[int]], truth: np.ndarray) -> float:
+    hits = sum(len(set(row) & set(true.tolist())) for row, true in zip(found, truth, strict=True))
+    return hits / truth.size
+
+
+def ms(seconds: list[float]) -> dict[str, float]:
+    return {"p50_ms": 1e3 * float(np.percentile(seconds, 50)), "p95_ms": 1e3 * float(np.percentile(seconds, 95))}
+
+
+def timed(call, repeats: int) -> float:
+    """Median wall time of `call` in ms."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def phase_ingest(system: System, data: ds.Dataset) -> dict:
+    shutil.rmtree(system.folder, ignore_errors=True)
+    start = time.perf_counter()
+    system.open(create=True)
+    for batch, vectors in data.batches(BATCH):
+        system.ingest(batch, vectors)
+    system.finish_ingest(data)
+    system.close()
+    elapsed = time.perf_counter() - start
+    return {"rows_per_s": data.rows / elapsed, "peak_rss": peak_rss_bytes(), "disk_bytes": folder_bytes(system.folder)}
+
+
+def phase_frame(system: System, data: ds.Dataset) -> dict:
+    shutil.rmtree(system.folder, ignore_errors=True)
+    system.open(create=True)
+    start = time.perf_counter()
+    system.upsert_frame(data)
+    system.close()
+    return {"frame_rows_per_s": data.rows / (time.perf_counter() - start), "frame_peak_rss": peak_rss_bytes()}
+
+
+def phase_loop(system: System, data: ds.Dataset) -> dict:
+    shutil.rmtree(system.folder, ignore_errors=True)
+    system.open(create=True)
+    batch, vectors = next(data.batches(LOOP_ITEMS))
+    metas = batch.select(["category", "year", "score", "flag"]).to_pylist()
+    documents = batch["document"].to_pylist()
+    start = time.perf_counter()
+    for row in range(LOOP_ITEMS):
+        system.add_one(row, vectors[row], metas[row], documents[row])
+    elapsed = time.perf_counter() - start
+    system.close()
+    return {"loop_items_per_s": LOOP_ITEMS / elapsed}
+
+
+def phase_query(system: System, data: ds.Dataset, repeats: int) -> dict:
+    system.open(create=False)
+    queries, truth = data.queries(), data.truth()
+    system.query(queries[:1], ds.K)  # first query: loads what it loads
+    out: dict = {}
+    for level in system.levels:
+        system.tune(level)
+        found = [system.query(q[None, :], ds.K)[0] for q in queries]
+        out["recall"], out["level"] = recall(found, truth["all"]), level
+        if out["recall"] >= TARGET_RECALL:
+            break
+    p50s, p95s = [], []
+    for _ in range(repeats):
+        times = []
+        for q in queries:
+            start = time.perf_counter()
+            system.query(q[None, :], ds.K)
+            times.append(time.perf_counter() - start)
+        figures = ms(times)
+        p50s.append(figures["p50_ms"])
+        p95s.append(figures["p95_ms"])
+    out["query_p50_ms"], out["query_p95_ms"] = statistics.median(p50s), statistics.median(p95s)
+    batch_ms = timed(lambda: system.query(queries, ds.K), repeats)
+    out["batch_qps"] = len(queries) / (batch_ms / 1e3)
+    for name in ds.FILTERS:
+        try:
+            subset = queries[:FILTERED_QUERIES]
+            found = [system.query(q[None, :], ds.K, name)[0] for q in subset]
+            p50s = []
+            for _ in range(repeats):
+                times = []
+                for q in subset:
+                    start = time.perf_counter()
+                    system.query(q[None, :], ds.K, name)
+                    times.append(time.perf_counter() - start)
+                p50s.append(ms(times)["p50_ms"])
+            out[f"filter_{name}_p50_ms"] = statistics.median(p50s)
+            out[f"filter_{name}_recall"] = recall(found, truth[name][:FILTERED_QUERIES])
+        except NotImplementedError:
+            pass
+    for label, call, n in [
+        ("get_where", lambda: system.get_where(ds.GET_FILTER), 5),
+        ("count", system.count, 100),
+        ("group_by", system.group_by, 5),
+    ]:
+        try:
+            call()
+            out[f"{label}_ms"] = timed(call, n)
+        except NotImplementedError:
+            pass
+    try:
+        out["get_where_rows"] = system.get_where(ds.GET_FILTER)
+    except NotImplementedError:
+        pass
+    system.close()
+    return out
+
+
+def phase_cold(system: System, data: ds.Dataset) -> dict:
+    query = data.queries()[:1]
+    start = time.perf_counter()
+    module = MODULES.get(system.name)
+    if module:
+        importlib.import_module(module)
+    imported = time.perf_counter()
+    system.open(create=False)
+    found = system.query(query, ds.K)
+    done = time.perf_counter()
+    assert len(found[0]) == ds.K
+    return {"cold_import_ms": 1e3 * (imported - start), "cold_open_ms": 1e3 * (done - imported)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("phase", choices=["ingest", "frame", "loop", "query", "cold"])
+    parser.add_argument("system", choices=sorted(SYSTEMS))
+    parser.add_argument("dataset")
+    parser.add_argument("folder")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    system = SYSTEMS[args.system](args.folder)
+    data = load(args.dataset)
+    phases = {
+        "ingest": lambda: phase_ingest(system, data),
+        "frame": lambda: phase_frame(system, data),
+        "loop": lambda: phase_loop(system, data),
+        "query": lambda: phase_query(system, data, args.repeats),
+        "cold": lambda: phase_cold(system, data),
+    }
+    try:
+        result = phases[args.phase]()
+    except NotImplementedError:
+        result = {}
+    json.dump(result, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
