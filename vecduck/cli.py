@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -19,10 +20,32 @@ def _size(text: str) -> int:
     number = text[:-1] if text[-1:] in units else text
     try:
         value = int(float(number) * factor)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(f"not a size: {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError("size must be positive")
+    return value
+
+
+def _port(text: str) -> int:
+    """A TCP port number, 0 (any free port) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {value}")
+    return value
+
+
+def _days(text: str) -> float:
+    """A non-negative, finite number of days."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"days must be a finite number >= 0, got {text!r}")
     return value
 
 
@@ -39,7 +62,7 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--path", default="./chroma", help="data folder (created if missing; default ./chroma)")
     run.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    run.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    run.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000)")
     run.add_argument(
         "--auth-token",
         default=os.environ.get("VECDUCK_AUTH_TOKEN") or None,
@@ -60,7 +83,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     compact = commands.add_parser("compact", help="merge small Parquet files, expire old snapshots, free disk space")
     compact.add_argument("path", help="a persistent data folder")
-    compact.add_argument("--retention-days", type=float, default=7.0, help="keep snapshots this recent (default 7)")
+    compact.add_argument("--retention-days", type=_days, default=7.0, help="keep snapshots this recent (default 7)")
     return top
 
 

@@ -269,4 +269,3 @@ def test_sigkill_during_mixed_writes(tmp_path: Path) -> None:
     )
     assert total > KILLS, "the writer hardly ran"
     assert kinds_acked.get("update") and kinds_acked.get("delete") and kinds_acked.get("upsert")
-

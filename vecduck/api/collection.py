@@ -180,6 +180,8 @@ class Collection:
         )
         if documents is not None:
             v.check_documents(documents)
+        for field, values in (("IDs", ids), ("documents", documents), ("uris", uris), ("metadatas", cleaned)):
+            v.check_text(values, field)
         self._store.write(self._record.id, mode, ids, matrix, cleaned, documents, uris, keep)
 
     def add(
@@ -237,6 +239,7 @@ class Collection:
         return {"deleted": self._delete(id_list, where, where_document, limit)}
 
     def _delete(self, ids: list[str] | None, where: Any, where_document: Any, limit: int | None) -> int:
+        _check_selection_text(ids, where, where_document)
         return self._store.delete(self._record.id, ids, where, where_document, v.check_limit(limit))
 
     # -- reads -------------------------------------------------------------------------
@@ -274,6 +277,7 @@ class Collection:
     ) -> GetResult:
         limit = v.check_limit(limit)
         offset = v.check_limit(offset, "offset")
+        _check_selection_text(ids, where, where_document)
         want_vectors = "embeddings" in include
         rows = self._store.select(self._record.id, ids, where, where_document, limit, offset, with_vectors=want_vectors)
         embeddings = None
@@ -365,6 +369,7 @@ class Collection:
         include: Sequence[str],
     ) -> QueryResult:
         queries = v.check_embeddings(embeddings)
+        _check_selection_text(ids, where, where_document)
         want_vectors = "embeddings" in include
         hits, position, rows = self._store.search(
             self._record.id, queries, n_results, ids, where, where_document, with_vectors=want_vectors
@@ -508,3 +513,10 @@ def _prepare_modify(metadata: Any) -> None:
             raise ValueError(
                 "Changing the distance function of a collection once it is created is not supported currently."
             )
+
+
+def _check_selection_text(ids: list[str] | None, where: Any, where_document: Any) -> None:
+    """Server-side: ids and filter values must be valid Unicode (they become SQL parameters)."""
+    v.check_text(ids, "IDs")
+    v.check_text(where, "where")
+    v.check_text(where_document, "where_document")

@@ -287,7 +287,44 @@ def validate_where_document(where_document: Any) -> None:
         raise ValueError(f"Expected where document operand value for operator {operator} to be a non-empty str")
 
 
+def check_text(value: Any, what: str) -> None:
+    """Refuse strings that are not valid Unicode (lone surrogates, which JSON escapes can
+    carry): no storage or SQL parameter can hold them. Walks dicts and lists."""
+    if value is None:
+        return
+    if isinstance(value, str):
+        strings = [value]
+    elif isinstance(value, dict):
+        strings = []
+        for key, item in value.items():
+            check_text(key, what)
+            check_text(item, what)
+    elif isinstance(value, (list, tuple)):
+        strings = [item for item in value if isinstance(item, str)]
+        for item in value:
+            if isinstance(item, (dict, list, tuple)):
+                check_text(item, what)
+    else:
+        return
+    try:
+        "".join(strings).encode("utf-8")
+    except UnicodeEncodeError:
+        bad = next(s for s in strings if not _is_unicode(s))
+        message = f"{what} must be valid Unicode text (no lone surrogates), got {bad[:80]!r}"
+        raise InvalidArgumentError(message) from None
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def validate_filters(where: Any, where_document: Any) -> None:
+    check_text(where, "where")
+    check_text(where_document, "where_document")
     if where is not None:
         validate_where(where)
     if where_document is not None:
@@ -347,6 +384,7 @@ def check_collection_metadata(metadata: Any) -> dict[str, Any] | None:
                 f"Validation error: metadata: value of {key!r} must be a str, int, float or bool"
             )
         _check_scalar(value, f"metadata value of {key!r}")
+    check_text(metadata, "Validation error: metadata")
     return metadata
 
 
