@@ -131,8 +131,9 @@ def _ensure_lake(store: Store) -> None:
 def _check_statement(con: duckdb.DuckDBPyConnection, query: str) -> None:
     try:
         statements = con.extract_statements(query)
-    except duckdb.ParserException:
-        raise
+    except duckdb.PermissionException as exc:  # IMPORT DATABASE reads its files while parsing
+        reason = str(exc).split("\n\nLINE")[0]
+        raise SQLAccessError(f"client.sql cannot reach the file system or load extensions: {reason}") from None
     if len(statements) != 1:
         raise SQLAccessError(f"client.sql runs exactly one statement, got {len(statements)}")
     kind = str(statements[0].type)

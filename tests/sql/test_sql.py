@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from pathlib import Path
 
@@ -111,6 +112,65 @@ def test_writes_and_side_effects_refused(shared, query):
 def test_file_system_unreachable(shared, query):
     with pytest.raises(SQLAccessError, match="file system"):
         shared.sql(query)
+
+
+def _extension_file() -> str:
+    found = sorted(Path(duckdb.__file__).parent.parent.rglob("*.duckdb_extension"))
+    return str(found[0]) if found else "/tmp/vecduck-evil.duckdb_extension"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"LOAD '{_extension_file()}'",  # an extension by path
+        "FORCE INSTALL httpfs",
+        "INSTALL httpfs FROM 'http://127.0.0.1:9/'",
+        "COPY docs FROM '/etc/passwd'",
+        "COPY docs TO '/tmp/vecduck-evil.parquet' (FORMAT parquet)",
+        "EXPORT DATABASE '/tmp/vecduck-evil-export'",
+        "IMPORT DATABASE '/tmp'",
+        "ATTACH ':memory:' AS m",
+        "ATTACH 'ducklake:sqlite:/tmp/vecduck-evil.sqlite' AS evil",
+        "DETACH lake",
+        "USE memory",
+        "SET lock_configuration = false",
+        "RESET enable_external_access",
+        "CREATE SECRET s (TYPE s3, KEY_ID 'x', SECRET 'y')",
+        "CHECKPOINT",
+        "VACUUM",
+        "PRAGMA enable_external_access",
+        "SELECT * FROM read_text('/proc/self/environ')",
+        "SELECT * FROM read_blob('/etc/hostname')",
+        "SELECT * FROM read_csv_auto('/etc/passwd')",
+        "SELECT * FROM sniff_csv('/etc/passwd')",
+        "SELECT * FROM parquet_metadata('/etc/passwd')",
+        "SELECT * FROM read_text('{folder}/vecduck.sqlite')",  # the registry, beside the lake
+        "SELECT * FROM read_blob('{folder}/data/../vecduck.sqlite')",  # `..` out of data/
+        "SELECT * FROM read_blob('{folder}/data/main/../../index/x.usearch')",
+        "SELECT * FROM read_text('{folder}/data/../../../../../../etc/passwd')",
+        "SELECT getenv('HOME')",
+        "SELECT * FROM iceberg_scan('/tmp')",
+    ],
+)
+def test_no_file_access_copy_attach_or_extensions(shared, query):
+    """Every way out of the collections is refused, whether by vecduck's statement check,
+    the sandbox (SQLAccessError), or DuckDB itself (file access off, extensions not loaded)."""
+    before = set(Path("/tmp").iterdir())
+    with pytest.raises((SQLAccessError, duckdb.PermissionException, duckdb.CatalogException, duckdb.ParserException)):
+        shared.sql(query.format(folder=shared.path)).fetchall()
+    assert set(Path("/tmp").iterdir()) - before == set()
+    assert shared.sql("SELECT count(*) FROM docs").fetchone() == (30,)
+
+
+def test_only_the_lake_is_readable(shared):
+    """What the sandbox can read: the lake's Parquet files and its catalog (whose tables
+    `versions()` shows anyway); nothing else under the folder or beyond."""
+    folder = Path(shared.path)
+    allowed = shared.sql("SELECT current_setting('allowed_directories')").fetchone()[0]
+    assert str(folder / "data") + os.sep in allowed
+    assert all(not str(folder).startswith(d) or d.startswith(str(folder / "data")) for d in allowed)
+    files = shared.sql("SELECT count(*) FROM glob(?)", [str(folder / "data") + "/**/*.parquet"]).fetchone()[0]
+    assert files >= 1
 
 
 def test_no_replacement_scans_of_files_or_python_objects(shared):
