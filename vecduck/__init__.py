@@ -18,7 +18,19 @@ from vecduck.api.client import (
 from vecduck.api.collection import Collection
 from vecduck.api.types import GetResult, QueryResult
 from vecduck.engine.lake import open_readonly as duckdb_connect
-from vecduck.http_client import HttpClient
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from vecduck.http_client import HttpClient
+
+
+def __getattr__(name: str) -> object:
+    """`vecduck.HttpClient`, imported at first use: embedded users skip loading httpx."""
+    if name == "HttpClient":
+        from vecduck.http_client import HttpClient
+
+        return HttpClient
+    raise AttributeError(f"module 'vecduck' has no attribute {name!r}")
 
 __all__ = [
     "Client",

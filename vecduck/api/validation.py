@@ -289,23 +289,21 @@ def validate_where_document(where_document: Any) -> None:
 
 def check_text(value: Any, what: str) -> None:
     """Refuse strings that are not valid Unicode (lone surrogates, which JSON escapes can
-    carry): no storage or SQL parameter can hold them. Walks dicts and lists."""
+    carry): no storage or SQL parameter can hold them. Walks dicts and lists; encodes all
+    the strings found in one go (one call per batch, not per value)."""
     if value is None:
         return
-    if isinstance(value, str):
-        strings = [value]
-    elif isinstance(value, dict):
-        strings = []
-        for key, item in value.items():
-            check_text(key, what)
-            check_text(item, what)
-    elif isinstance(value, (list, tuple)):
-        strings = [item for item in value if isinstance(item, str)]
-        for item in value:
-            if isinstance(item, (dict, list, tuple)):
-                check_text(item, what)
-    else:
-        return
+    strings: list[str] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            strings.append(item)
+        elif isinstance(item, dict):
+            strings.extend(key for key in item if isinstance(key, str))
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
     try:
         "".join(strings).encode("utf-8")
     except UnicodeEncodeError:

@@ -72,8 +72,18 @@ def scalar_kind(value: object) -> str:
     raise InvalidArgumentError(f"Expected metadata value to be a str, int, float, bool or list, got {value!r}")
 
 
+_EXACT_KINDS = {str: "str", bool: "bool", int: "int", float: "float"}
+
+
 def value_kind(value: object) -> str:
     """The kind of a metadata value: a scalar kind, or `kind[]` for a homogeneous list."""
+    kind = _EXACT_KINDS.get(type(value))  # the common case, without isinstance chains
+    if kind == "str" or kind == "bool":
+        return kind
+    if kind == "int" and INT64_MIN <= value <= INT64_MAX:  # type: ignore[operator]
+        return kind
+    if kind == "float" and math.isfinite(value):  # type: ignore[arg-type]
+        return kind
     if isinstance(value, list):
         if not value:
             raise InvalidArgumentError("Metadata lists cannot be empty")
@@ -129,5 +139,5 @@ def typed_columns(metadatas: list[Mapping[str, object] | None], column_map: Colu
             column = values.get((key, kind))
             if column is None:
                 column = values[(key, kind)] = [None] * n
-            column[row] = column_value(value, kind)
+            column[row] = column_value(value, kind) if kind == "float[]" else value
     return {column_map[pair]: pa.array(column, type=ARROW_TYPES[pair[1]]) for pair, column in values.items()}

@@ -403,12 +403,16 @@ def exact_distances(queries: np.ndarray, vectors: np.ndarray, space: str) -> np.
 
 
 def file_digest(path: str) -> str:
-    """xxh3-64 of a file's bytes, read through a memory map (no copy)."""
+    """xxh3-64 of a file's bytes, through a memory map one window at a time (no copy, and
+    never the whole file resident at once)."""
+    digest = xxhash.xxh3_64()
+    window = 64 * mmap.ALLOCATIONGRANULARITY * 16  # 64 MiB with 4 KiB granularity
     with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            return xxhash.xxh3_64_hexdigest(b"")
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:
-            return xxhash.xxh3_64_hexdigest(view)
+        size = os.fstat(f.fileno()).st_size
+        for offset in range(0, size, window):
+            with mmap.mmap(f.fileno(), min(window, size - offset), offset=offset, access=mmap.ACCESS_READ) as view:
+                digest.update(view)
+    return digest.hexdigest()
 
 
 def _fsync(path: str) -> None:

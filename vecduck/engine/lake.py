@@ -20,6 +20,7 @@ from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from vecduck.engine.columns import BASE_COLUMNS, EMBEDDING_COLUMN, SQL_TYPES, ColumnMap
 from vecduck.errors import CorruptedDataError
@@ -161,11 +162,7 @@ class Lake:
         text = str(exc).split("\n")[0]
         if any(word in text.lower() for word in ("conflict", "locked", "busy", "interrupt")):
             return exc
-        return CorruptedDataError(
-            f"Collection {collection_id} cannot be read: a data file under"
-            f" {os.path.join(self.folder, 'data')} is missing or damaged ({type(exc).__name__}: {text})."
-            " The index is rebuilt from the table, but the table itself must be restored from a backup."
-        )
+        return damaged_error(self.folder, collection_id, f"{type(exc).__name__}: {text}")
 
     def tables(self) -> set[str]:
         rows = self.con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [LAKE]).fetchall()
@@ -259,3 +256,63 @@ class Lake:
 
 def _escape(text: str) -> str:
     return text.replace("'", "''")
+
+
+def damaged_error(folder: str, collection_id: str, detail: str) -> CorruptedDataError:
+    return CorruptedDataError(
+        f"Collection {collection_id} cannot be read: a data file under"
+        f" {os.path.join(os.path.abspath(folder), 'data')} is missing or damaged ({detail})."
+        " The index is rebuilt from the table, but the table itself must be restored from a backup."
+    )
+
+
+def check_data_files(folder: str, collection_id: str) -> None:
+    """Check, without attaching the lake, that every live Parquet file of a collection's
+    table is whole: present, of its cataloged size, with Parquet's magic at both ends and
+    its cataloged footer length, and a footer that parses to the cataloged row count.
+    Raises CorruptedDataError otherwise.
+
+    A process that answers from the read-model sidecars never reads these files, so this
+    is what finds a damaged table at open (a few reads per file, no data pages)."""
+    catalog = os.path.join(folder, "lake.sqlite")
+    if not os.path.exists(catalog):
+        return
+    con = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, timeout=30)
+    try:
+        files = con.execute(
+            "SELECT s.path, s.path_is_relative, t.path, t.path_is_relative, f.path, f.path_is_relative,"
+            " f.file_size_bytes, f.footer_size, f.record_count"
+            " FROM ducklake_data_file f JOIN ducklake_table t USING (table_id)"
+            " JOIN ducklake_schema s ON s.schema_id = t.schema_id"
+            " WHERE t.table_name = ? AND t.end_snapshot IS NULL AND f.end_snapshot IS NULL",
+            (table_name(collection_id),),
+        ).fetchall()
+    except sqlite3.Error:
+        return  # an older or foreign catalog layout: the lake read checks instead
+    finally:
+        con.close()
+    for schema_path, schema_rel, table_path, table_rel, path, path_rel, size, footer, records in files:
+        full = os.path.join(folder, "data")
+        for part, relative in ((schema_path, schema_rel), (table_path, table_rel), (path, path_rel)):
+            full = os.path.join(full, part) if relative else part
+        try:
+            with open(full, "rb") as f:
+                head = f.read(4)
+                actual = os.fstat(f.fileno()).st_size
+                f.seek(max(0, actual - 8))
+                tail = f.read(8)
+        except OSError as exc:
+            raise damaged_error(folder, collection_id, f"{os.path.basename(full)}: {exc.strerror}") from None
+        whole = (
+            actual == size
+            and head == b"PAR1"
+            and tail[4:] == b"PAR1"
+            and (footer is None or int.from_bytes(tail[:4], "little") == footer)
+        )
+        if whole:
+            try:  # the footer itself: Thrift that parses, with the cataloged row count
+                whole = records is None or pq.read_metadata(full).num_rows == records
+            except (OSError, pa.ArrowException):
+                whole = False
+        if not whole:
+            raise damaged_error(folder, collection_id, f"{os.path.basename(full)} is not the file the catalog records")

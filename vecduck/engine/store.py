@@ -31,7 +31,7 @@ from vecduck.engine.columns import (
 )
 from vecduck.engine.filters import filter_sql, regexes_in
 from vecduck.engine.index import IndexSettings, VectorIndex
-from vecduck.engine.lake import Lake, connect, quote, table_name
+from vecduck.engine.lake import Lake, check_data_files, connect, quote, table_name
 from vecduck.engine.registry import CollectionRecord, Registry
 from vecduck.engine.rows import (
     RESOLVED_SCHEMA,
@@ -343,6 +343,7 @@ class Store:
             state = OpenCollection(record)
             saved = RowStore.load(self._rows_path(collection_id))
             if saved is not None and saved[1] >= record.lake_seq:
+                check_data_files(self.folder, collection_id)  # the lake is not read: check it is whole
                 state.rows, state.applied_seq = saved
                 state.rows_saved_seq = saved[1]
             else:
