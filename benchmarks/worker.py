@@ -9,6 +9,7 @@ phase, so each system's peak RSS and cold open are its own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import resource
@@ -17,9 +18,8 @@ import statistics
 import sys
 import time
 
-import numpy as np
-
 import dataset as ds
+import numpy as np
 from systems import SYSTEMS, System, folder_bytes
 
 BATCH = 5_000
@@ -142,10 +142,8 @@ def phase_query(system: System, data: ds.Dataset, repeats: int) -> dict:
             out[f"{label}_ms"] = timed(call, n)
         except NotImplementedError:
             pass
-    try:
+    with contextlib.suppress(NotImplementedError):
         out["get_where_rows"] = system.get_where(ds.GET_FILTER)
-    except NotImplementedError:
-        pass
     system.close()
     return out
 

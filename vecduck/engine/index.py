@@ -335,9 +335,24 @@ class VectorIndex:
         if total <= EXACT_SMALL or (candidates is not None and total <= min(EXACT_LIMIT, EXACT_SHARE * size)):
             keys = self.keys() if candidates is None else candidates
             return self.exact(queries, keys, k)
+        if candidates is None and len(queries) > 1:
+            return self._hnsw_batch(queries, k)
+        return [self._hnsw_one(query, k, candidates) for query in queries]
+
+    def _hnsw_batch(self, queries: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Unfiltered queries in one usearch call, on every core."""
+        matches = self.index.search(np.ascontiguousarray(queries, np.float32), k, threads=THREADS)
+        all_keys = np.asarray(matches.keys, np.int64).reshape(len(queries), -1)
+        all_distances = np.asarray(matches.distances, np.float32).reshape(len(queries), -1)
+        counts = np.asarray(matches.counts).reshape(-1)
         results = []
-        for query in queries:
-            results.append(self._hnsw_one(query, k, candidates))
+        for row, query in enumerate(queries):
+            keys, distances = all_keys[row, : counts[row]], all_distances[row, : counts[row]]
+            if len(keys) < k:  # HNSW came up short: the one-query path widens the search
+                results.append(self._hnsw_one(query, k, None))
+                continue
+            order = np.lexsort((keys, distances))[:k]
+            results.append((keys[order], distances[order]))
         return results
 
     def _hnsw_one(self, query: np.ndarray, k: int, candidates: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

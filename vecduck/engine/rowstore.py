@@ -122,26 +122,28 @@ class RowStore:
         found[inside] = self.position[keys[inside]] >= 0
         return found
 
-    def take(self, keys: np.ndarray) -> pa.Table:
-        """The rows of live `keys`, in that order."""
+    def take(self, keys: np.ndarray, columns: list[str] | None = None) -> pa.Table:
+        """The rows of live `keys`, in that order (only `columns`, when given)."""
         if self.base is None:
             raise LookupError("no rows")
         positions = self.position[np.asarray(keys, np.int64)]
+        base = self.base if columns is None else self.base.select(columns)
         if not self.tail:
-            return self.base.take(positions_array(positions))
+            return base.take(positions_array(positions))
         if self._tail_table is None:
             self._tail_table = _concat(self.tail).combine_chunks()
+        tail = self._tail_table if columns is None else self._tail_table.select(columns)
         cut = self.base.num_rows
         in_base = positions < cut
         if in_base.all():
-            return self.base.take(positions_array(positions))
+            return base.take(positions_array(positions))
         if not in_base.any():
-            return self._tail_table.take(positions_array(positions - cut))
+            return tail.take(positions_array(positions - cut))
         order = np.concatenate([np.flatnonzero(in_base), np.flatnonzero(~in_base)])
         both = _concat(
             [
-                self.base.take(positions_array(positions[in_base])),
-                self._tail_table.take(positions_array(positions[~in_base] - cut)),
+                base.take(positions_array(positions[in_base])),
+                tail.take(positions_array(positions[~in_base] - cut)),
             ]
         )
         return both.take(positions_array(np.argsort(order, kind="stable")))

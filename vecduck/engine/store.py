@@ -48,6 +48,8 @@ from vecduck.errors import InvalidArgumentError, NotFoundError, UniqueConstraint
 # A write of at least this many rows goes straight to the lake; smaller ones are
 # buffered in the registry and moved to the lake once this many rows are waiting.
 FLUSH_ROWS = 5_000
+# The columns a get or query returns.
+ROW_FIELDS = ["id", "_key", "document", "uri", "metadata"]
 # Filters whose matching keys each open collection remembers (until its next write).
 FILTER_CACHE = 32
 
@@ -804,7 +806,7 @@ class Store:
                     f"SELECT _key FROM {self._mirror(state)} WHERE {sql} ORDER BY _key{page}", params
                 ).fetchnumpy()["_key"]
                 keys = np.asarray(found, dtype=np.int64)
-            rows = rows_from(state.rows.take(keys) if len(keys) else None)
+            rows = rows_from(state.rows.take(keys, ROW_FIELDS) if len(keys) else None)
             if with_vectors:
                 rows.vectors = self._vectors_of(state, rows.keys)
             return rows
@@ -848,7 +850,7 @@ class Store:
             self._materialize(state)
             hits = state.index.search(queries, n_results, candidates)
             all_keys = np.unique(np.concatenate([keys for keys, _ in hits])) if hits else np.empty(0, np.int64)
-            rows = rows_from(state.rows.take(all_keys) if len(all_keys) else None)
+            rows = rows_from(state.rows.take(all_keys, ROW_FIELDS) if len(all_keys) else None)
             if with_vectors:
                 rows.vectors = self._vectors_of(state, rows.keys)
             position = {int(key): i for i, key in enumerate(rows.keys)}
