@@ -178,8 +178,8 @@ READER = textwrap.dedent(
         if ns:
             rid = f"w{w}-{rng.choice(ns)}"
             vector = col.get(ids=[rid], include=["embeddings"])["embeddings"][0]
-            hit = col.query(query_embeddings=[vector], n_results=3, include=["distances"])
-            if hit["ids"][0][0] != rid or hit["distances"][0][0] > 1e-5:
+            hit = col.query(query_embeddings=[vector], n_results=10, include=["distances"])
+            if rid not in hit["ids"][0] or hit["distances"][0][0] > 1e-5:  # above 2,000 rows: HNSW
                 print(json.dumps({"error": f"query for {rid} answered {hit['ids'][0]} {hit['distances'][0]}"}),
                       flush=True)
             queries += 1
@@ -249,8 +249,10 @@ def test_four_writers_two_readers(tmp_path: Path) -> None:
         sample = sorted(main)[:: max(1, len(main) // 300)]
         query = np.asarray([by_id[rid] for rid in sample], dtype=np.float32)
         np.testing.assert_array_equal(query, np.asarray([vectors[rid] for rid in sample], dtype=np.float32))
-        hits = col.query(query_embeddings=query, n_results=1, include=["distances"])
-        assert [ids[0] for ids in hits["ids"]] == sample
+        hits = col.query(query_embeddings=query, n_results=10, include=["distances"])
+        missed = [rid for rid, ids in zip(sample, hits["ids"], strict=True) if rid not in ids]
+        assert not missed, f"the index does not find {missed[:5]} by their own vectors"
+        assert max(d[0] for d in hits["distances"]) < 1e-5
         everything = col.query(query_embeddings=query[:1], n_results=col.count(), include=[])
         assert sorted(everything["ids"][0]) == sorted(got["ids"])
     finally:
