@@ -381,6 +381,8 @@ class VectorIndex:
         vectors = self.vectors(keys)
         k = min(k, len(keys))
         rough = exact_distances(queries.astype(np.float32), vectors, self.settings.space)
+        if not np.isfinite(rough).all():  # float32 overflowed (huge components): rank in float64
+            rough = exact_distances(queries.astype(np.float64), vectors, self.settings.space)
         shortlist = min(len(keys), 4 * k + 32)
         results = []
         for query, row in zip(queries, rough, strict=True):
@@ -390,7 +392,7 @@ class VectorIndex:
                 best = np.flatnonzero(row <= edge + 1e-4 * (abs(edge) + 1.0))
             else:
                 best = np.arange(len(keys))
-            fine = exact_distances(query[None, :], vectors[best], self.settings.space)[0]
+            fine = exact_distances(query[None, :].astype(np.float64), vectors[best], self.settings.space)[0]
             order = np.lexsort((keys[best], fine))[:k]
             results.append((keys[best][order], fine[order].astype(np.float32)))
         return results
