@@ -13,6 +13,7 @@ import contextlib
 import json
 import mmap
 import os
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -143,7 +144,7 @@ class VectorIndex:
         if self.path is None:
             return
         self._drain()
-        tmp = self.path + ".tmp"
+        tmp = private_tmp(self.path)
         self.index.save(tmp)
         _fsync(tmp)
         digest = file_digest(tmp)
@@ -156,10 +157,11 @@ class VectorIndex:
             "dimension": self.settings.dimension,
             "space": self.settings.space,
         }
-        with open(self._marker_path() + ".tmp", "w") as f:
+        marker_tmp = private_tmp(self._marker_path())
+        with open(marker_tmp, "w") as f:
             json.dump(marker, f)
-        _fsync(self._marker_path() + ".tmp")
-        os.replace(self._marker_path() + ".tmp", self._marker_path())
+        _fsync(marker_tmp)
+        os.replace(marker_tmp, self._marker_path())
         self.changes_since_save = 0
         if self._tracking:
             self._map_file()
@@ -430,6 +432,12 @@ def file_digest(path: str) -> str:
             with mmap.mmap(f.fileno(), min(window, size - offset), offset=offset, access=mmap.ACCESS_READ) as view:
                 digest.update(view)
     return digest.hexdigest()
+
+
+def private_tmp(path: str) -> str:
+    """A temporary name beside `path` that no other process or thread writes at once: a
+    reader process may save the index while another saves it too (outside the writer lock)."""
+    return f"{path}.{os.getpid()}-{threading.get_ident()}.tmp"
 
 
 def _fsync(path: str) -> None:

@@ -21,7 +21,7 @@ import os
 import numpy as np
 import pyarrow as pa
 
-from vecduck.engine.index import file_digest
+from vecduck.engine.index import file_digest, private_tmp
 
 # The tail of recent chunks is merged into the base once it holds this share of it.
 MERGE_SHARE = 8
@@ -180,7 +180,7 @@ class RowStore:
     def save(self, path: str, seq: int) -> None:
         """Write the live rows and the sequence they reflect, by atomic rename."""
         table = self.table() if self.live else None
-        tmp = path + ".tmp"
+        tmp = private_tmp(path)
         if table is None:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
