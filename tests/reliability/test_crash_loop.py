@@ -4,7 +4,8 @@ The writer prints each operation in full before calling it and acknowledges it a
 call returns. After each kill a fresh process reopens the folder: it must show every
 acknowledged write, the one in flight either whole or not at all, an index holding
 exactly the table's rows (caught up where its file was behind) that finds each record by
-its own vector (among the first 10: above 2,000 rows queries are HNSW, approximate), and
+its own vector (HNSW above 2,000 rows, approximate: among the first 10 for all but 0.5%,
+and exactly under an ids filter for those), and
 filtered queries that match the expected state.
 Quick run: 8 kills; VECDUCK_LONG=1: 60.
 """
@@ -114,6 +115,11 @@ CHECKER = textwrap.dedent(
             nearest.append(ids.index(rid) if rid in ids else -1)
             distances.append(ds[nearest[-1]] if rid in ids else None)
     out["nearest"], out["distances"] = nearest, distances
+    # a record HNSW missed must still be in the index: found exactly under an ids filter
+    out["missed_exact"] = [
+        col.query(query_embeddings=vectors[i:i + 1], n_results=1, ids=[out["ids"][i]], include=["distances"])
+        ["distances"][0] for i, at in enumerate(nearest) if at < 0
+    ]
     if count:
         everything = col.query(query_embeddings=vectors[:1], n_results=count, include=[])
         out["all"] = everything["ids"][0]
@@ -256,9 +262,12 @@ def test_sigkill_during_mixed_writes(tmp_path: Path) -> None:
         # the index holds exactly the table's rows and answers for each of them
         count = seen["count"]
         assert count == len(expected) == seen["index_size"]
+        # HNSW is approximate: a fresh graph misses about 1 in 1,000 records among their own
+        # vector's first 10; the index rebuilds its graph once removals wear it
         lost = [rid for rid, at in zip(seen["ids"], seen["nearest"], strict=True) if at < 0]
-        assert not lost, f"kill {kill}: the index does not find {len(lost)} records by their own vector: {lost[:5]}"
-        assert max(seen["distances"], default=0.0) < 1e-5
+        assert len(lost) <= max(2, count // 200), f"kill {kill}: HNSW misses {len(lost)} records: {lost[:5]}"
+        assert all(len(d) == 1 and d[0] < 1e-5 for d in seen["missed_exact"]), f"kill {kill}: {lost} not indexed"
+        assert max((d for d in seen["distances"] if d is not None), default=0.0) < 1e-5
         if count:
             assert sorted(seen["all"]) == sorted(expected)
             for b in buckets:

@@ -39,6 +39,9 @@ DEFER_MAX = 1_024
 # Worker threads for large index builds; a few vectors are added on the calling thread,
 # since starting workers costs more than the insert itself.
 THREADS = os.cpu_count() or 1
+# Removals after which the graph is rebuilt: at least REBUILD_MIN and REBUILD_SHARE of it.
+REBUILD_MIN = 256
+REBUILD_SHARE = 0.1
 # Index builds of more vectors than this show a progress bar.
 PROGRESS_MIN = 20_000
 
@@ -62,12 +65,14 @@ class VectorIndex:
         self.path = path
         self.seq = 0
         self.changes_since_save = 0
+        self.churn = 0  # vectors removed (deleted or replaced) since the graph was built
         self._deferred: dict[int, np.ndarray] = {}
         self._building: Future[None] | None = None
         self._builder: ThreadPoolExecutor | None = None
         # Vectors by key for exact search over many candidates, from the saved file
         # (zero-copy) plus those added since; kept from the first such search on.
         self._tracking = False
+        self._file_identity: tuple[int, ...] | None = None  # of the file last loaded or saved
         self._file: FileVectors | None = None
         self._extra_pos = np.full(0, -1, np.int64)
         self._extra_rows = np.empty((0, settings.dimension), np.float32)
@@ -104,6 +109,7 @@ class VectorIndex:
         try:
             with open(self._marker_path()) as f:
                 marker = json.load(f)
+            before = _identity(self.path)
             if (
                 marker.get("bytes") != os.path.getsize(self.path)
                 or marker.get("dimension") != self.settings.dimension
@@ -114,13 +120,15 @@ class VectorIndex:
             index = self._new()
             index.view(self.path)
             index.expansion_search = self.settings.ef_search
-            if len(index) != marker.get("count"):
-                return False
+            if len(index) != marker.get("count") or _identity(self.path) != before:
+                return False  # damaged, or replaced by another process while it was checked
         except (OSError, ValueError, RuntimeError, KeyError):
             return False
+        self._file_identity = before
         self.index = index
         self.viewed = True
         self.seq = int(marker["seq"])
+        self.churn = int(marker.get("churn", 0))
         return True
 
     def _writable(self) -> Index:
@@ -133,6 +141,23 @@ class VectorIndex:
             self.index = index
             self.viewed = False
         return self.index
+
+    def needs_rebuild(self) -> bool:
+        """usearch removes by tombstone and never repairs the links around it: after enough
+        removals (deletes, and updates, which remove and re-add) some live vectors drop
+        out of reach of the graph search. Rebuilt once removals reach a tenth of the size."""
+        return self.churn >= max(REBUILD_MIN, REBUILD_SHARE * len(self.index))
+
+    def rebuild(self) -> None:
+        """A fresh graph over the same keys and vectors (the file is saved by the caller)."""
+        self._drain()
+        keys = self.keys()
+        vectors = self._rows_of(keys) if len(keys) > 64 else self._get(keys)
+        self.index = self._new()
+        self.viewed = False
+        self.churn = 0
+        if len(keys):
+            self._insert(keys, vectors)
 
     def worth_saving(self) -> bool:
         """As many changes as the last save held: saves then add up to at most twice the
@@ -148,11 +173,14 @@ class VectorIndex:
         self.index.save(tmp)
         _fsync(tmp)
         digest = file_digest(tmp)
+        self._file_identity = _identity(tmp)  # the same file once renamed into place
+        size = os.path.getsize(tmp)
         os.replace(tmp, self.path)
         marker = {
             "seq": self.seq,
+            "churn": self.churn,
             "count": len(self.index),
-            "bytes": os.path.getsize(self.path),
+            "bytes": size,
             "xxh3": digest,
             "dimension": self.settings.dimension,
             "space": self.settings.space,
@@ -223,6 +251,7 @@ class VectorIndex:
         present = index.contains(keys) if len(index) else np.zeros(len(keys), bool)
         if np.any(present):
             index.remove(keys[present])
+            self.churn += int(present.sum())
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         with progress(total=len(keys), desc="Indexing", unit="vectors", min_total=PROGRESS_MIN) as bar:
             done = 0
@@ -264,8 +293,10 @@ class VectorIndex:
     def _map_file(self) -> None:
         """Map the saved file's vectors and forget those kept since (the file has them)."""
         self._file = None
-        if self.path is not None and os.path.exists(self.path):
-            self._file = map_vectors(self.path, self.settings.dimension, self.settings.max_neighbors, self.keys())
+        if self.path is not None and self._file_identity is not None:
+            self._file = map_vectors(
+                self.path, self._file_identity, self.settings.dimension, self.settings.max_neighbors, self.keys()
+            )
         self._extra_pos = np.full(0, -1, np.int64)
         self._extra_rows = np.empty((0, self.settings.dimension), np.float32)
         self._extra_count = 0
@@ -309,6 +340,7 @@ class VectorIndex:
             if np.any(present):
                 self._writable().remove(keys[present])
                 self.changes_since_save += int(present.sum())
+                self.churn += int(present.sum())
 
     def vectors(self, keys: np.ndarray) -> np.ndarray:
         """Stored vectors of `keys`, as an (n, dimension) float32 array."""
@@ -329,6 +361,8 @@ class VectorIndex:
         query has k matches that pass the filter, with an exact search as last resort.
         """
         self._drain()
+        if self.needs_rebuild():
+            self.rebuild()
         total = len(self.index) if candidates is None else len(candidates)
         k = min(k, total)
         if k == 0:
@@ -438,6 +472,12 @@ def private_tmp(path: str) -> str:
     """A temporary name beside `path` that no other process or thread writes at once: a
     reader process may save the index while another saves it too (outside the writer lock)."""
     return f"{path}.{os.getpid()}-{threading.get_ident()}.tmp"
+
+
+def _identity(path: str) -> tuple[int, ...]:
+    """Which file a path names now (device, inode, size, mtime): files are replaced by rename."""
+    stat = os.stat(path)
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def _fsync(path: str) -> None:

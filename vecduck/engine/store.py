@@ -301,9 +301,12 @@ class Store:
         return os.path.join(self.folder, "index", f"{collection_id}.rows.arrow")
 
     def _save_read_model(self, state: OpenCollection) -> None:
-        """Save the index and the rows snapshot, both as of every applied write."""
+        """Save the index (rebuilt first if removals have worn its graph) and the rows
+        snapshot, both as of every applied write."""
         self._materialize(state)
         if state.index is not None:
+            if state.index.needs_rebuild():
+                state.index.rebuild()
             state.index.seq = state.applied_seq
             state.index.save()
         state.rows.save(self._rows_path(state.record.id), state.applied_seq)
@@ -681,7 +684,7 @@ class Store:
         if state is not None:
             state.version = version
             state.pending_rows = 0
-            if state.index is not None and state.index.worth_saving():
+            if state.index is not None and (state.index.worth_saving() or state.index.needs_rebuild()):
                 self._save_read_model(state)
 
     def _check_dimension(self, record: CollectionRecord, embeddings: np.ndarray | None) -> int | None:

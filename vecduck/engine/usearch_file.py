@@ -13,6 +13,8 @@ None and callers use the slow path.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 NODE_HEAD = 10  # key (uint64) + level (int16)
@@ -37,10 +39,17 @@ class FileVectors:
         return self.block[self.slot_of_key[keys]]
 
 
-def map_vectors(path: str, dimension: int, connectivity: int, expected_keys: np.ndarray) -> FileVectors | None:
-    """Map the float32 vectors of the index saved at `path`, or None if the layout differs."""
+def map_vectors(
+    path: str, identity: tuple[int, ...], dimension: int, connectivity: int, expected_keys: np.ndarray
+) -> FileVectors | None:
+    """Map the float32 vectors of the index saved at `path`, or None if the layout differs
+    or `path` no longer names the file of `identity` (another process saved since)."""
     try:
-        data = np.memmap(path, dtype=np.uint8, mode="r")
+        with open(path, "rb") as f:
+            stat = os.fstat(f.fileno())
+            if (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns) != identity:
+                return None
+            data = np.memmap(f, dtype=np.uint8, mode="r")
     except (OSError, ValueError):
         return None
     if len(data) < 8:
