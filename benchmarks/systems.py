@@ -56,23 +56,22 @@ class System:
     def group_by(self) -> dict[str, int]: raise NotImplementedError
 
 
-class Vecduck(System):
-    name = "vecduck"
+class ChromaAPI(System):
+    """The same Chroma-API calls against vecduck and chromadb (only the import differs)."""
+
     levels = [100, 200, 400, 800]  # ef_search: the default, then wider
 
-    def open(self, create: bool) -> None:
-        import vecduck
+    def connect(self) -> Any:
+        raise NotImplementedError
 
-        self.client = vecduck.PersistentClient(path=self.folder)
+    def open(self, create: bool) -> None:
+        self.client = self.connect()
         if create:
             self.col = self.client.create_collection(
                 NAME, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
             )
         else:
             self.col = self.client.get_collection(NAME, embedding_function=None)
-
-    def close(self) -> None:
-        self.client.close()
 
     def ingest(self, batch: pa.RecordBatch, vectors: np.ndarray) -> None:
         self.col.add(
@@ -81,12 +80,6 @@ class Vecduck(System):
             metadatas=metadatas(batch),
             documents=batch["document"].to_pylist(),
         )
-
-    def upsert_frame(self, data: Dataset) -> None:
-        import polars as pl
-
-        frame = pl.from_arrow(data.meta()).with_columns(pl.Series("embedding", data.vectors(0, data.rows)))
-        self.col.upsert_df(frame, show_progress=False)
 
     def add_one(self, row: int, vector: np.ndarray, meta: dict[str, Any], document: str) -> None:
         self.col.add(ids=[f"id{row}"], embeddings=[vector], metadatas=[meta], documents=[document])
@@ -105,35 +98,36 @@ class Vecduck(System):
     def count(self) -> int:
         return self.col.count()
 
+
+class Vecduck(ChromaAPI):
+    name = "vecduck"
+
+    def connect(self) -> Any:
+        import vecduck
+
+        return vecduck.PersistentClient(path=self.folder)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def upsert_frame(self, data: Dataset) -> None:
+        import polars as pl
+
+        frame = pl.from_arrow(data.meta()).with_columns(pl.Series("embedding", data.vectors(0, data.rows)))
+        self.col.upsert_df(frame, show_progress=False)
+
     def group_by(self) -> dict[str, int]:
         rows = self.client.sql(f'SELECT category, count(*) FROM "{NAME}" GROUP BY category').fetchall()
         return dict(rows)
 
 
-class Chroma(System):
+class Chroma(ChromaAPI):
     name = "chromadb"
-    levels = [100, 200, 400, 800]
 
-    def open(self, create: bool) -> None:
+    def connect(self) -> Any:
         import chromadb
 
-        self.client = chromadb.PersistentClient(
-            path=self.folder, settings=chromadb.Settings(anonymized_telemetry=False)
-        )
-        if create:
-            self.col = self.client.create_collection(
-                NAME, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
-            )
-        else:
-            self.col = self.client.get_collection(NAME, embedding_function=None)
-
-    def ingest(self, batch: pa.RecordBatch, vectors: np.ndarray) -> None:
-        self.col.add(
-            ids=batch["id"].to_pylist(),
-            embeddings=vectors,
-            metadatas=metadatas(batch),
-            documents=batch["document"].to_pylist(),
-        )
+        return chromadb.PersistentClient(path=self.folder, settings=chromadb.Settings(anonymized_telemetry=False))
 
     def upsert_frame(self, data: Dataset) -> None:
         import polars as pl
@@ -148,23 +142,6 @@ class Chroma(System):
                 metadatas=part.select(["category", "year", "score", "flag"]).to_dicts(),
                 documents=part["document"].to_list(),
             )
-
-    def add_one(self, row: int, vector: np.ndarray, meta: dict[str, Any], document: str) -> None:
-        self.col.add(ids=[f"id{row}"], embeddings=[vector], metadatas=[meta], documents=[document])
-
-    def tune(self, level: Any) -> None:
-        self.col.modify(configuration={"hnsw": {"ef_search": level}})
-
-    def query(self, queries: np.ndarray, k: int, filter_name: str | None = None) -> list[list[int]]:
-        where = FILTERS[filter_name][0] if filter_name else None
-        result = self.col.query(query_embeddings=queries, n_results=k, where=where)
-        return [row_numbers(ids) for ids in result["ids"]]
-
-    def get_where(self, filter_name: str) -> int:
-        return len(self.col.get(where=FILTERS[filter_name][0])["ids"])
-
-    def count(self) -> int:
-        return self.col.count()
 
     def group_by(self) -> dict[str, int]:
         counts: dict[str, int] = {}
