@@ -69,6 +69,8 @@ def median_merge(runs: list[dict]) -> dict:
         values = sorted(run[key] for run in runs if key in run and isinstance(run[key], int | float))
         if values:
             merged[key] = values[len(values) // 2]
+        elif key.endswith("_error"):
+            merged[key] = next(run[key] for run in runs if key in run)
     return merged
 
 
@@ -129,11 +131,13 @@ def table(spec: str, results: dict[str, dict], systems: list[str]) -> str:
     lines = [f"### {spec}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key, label, unit, higher in METRICS:
         values = [results.get(s, {}).get(key) for s in systems]
-        if all(v is None for v in values):
+        error_key = key.removesuffix("_ms") + "_error"
+        failed = [error_key in results.get(s, {}) for s in systems]
+        if all(v is None for v in values) and not any(failed):
             continue
         ours = results.get("vecduck", {}).get(key)
         unit_cell = unit if key != "recall" and not key.endswith("_recall") else "recall"
-        cells = [label, unit_cell, *(fmt(v, unit) for v in values)]
+        cells = [label, unit_cell, *("failed" if f else fmt(v, unit) for v, f in zip(values, failed, strict=True))]
         if key.endswith("recall") or key == "cold_import_ms":
             cells += ["", ""]
         else:
@@ -144,6 +148,10 @@ def table(spec: str, results: dict[str, dict], systems: list[str]) -> str:
     if levels:
         lines += ["", "Search knob reached for recall@10 >= 0.99: "
                   + ", ".join(f"{s} {v}" for s, v in levels.items())]
+    for s in systems:
+        for key, text in sorted(results.get(s, {}).items()):
+            if key.endswith("_error"):
+                lines += ["", f"{s} {key.removesuffix('_error')} failed: `{text}`"]
     info = load(spec).folder / "info.json"
     if info.exists():
         sel = json.loads(info.read_text())["selectivity"]

@@ -144,9 +144,12 @@ class Chroma(ChromaAPI):
             )
 
     def group_by(self) -> dict[str, int]:
+        # paged: one get of every record fails above ~30,000 ("too many SQL variables")
         counts: dict[str, int] = {}
-        for meta in self.col.get(include=["metadatas"])["metadatas"]:
-            counts[meta["category"]] = counts.get(meta["category"], 0) + 1
+        total, page = self.col.count(), 10_000
+        for offset in range(0, total, page):
+            for meta in self.col.get(include=["metadatas"], limit=page, offset=offset)["metadatas"]:
+                counts[meta["category"]] = counts.get(meta["category"], 0) + 1
         return counts
 
 

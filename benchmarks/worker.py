@@ -145,7 +145,9 @@ def phase_query(system: System, data: ds.Dataset, repeats: int) -> dict:
             out[f"{label}_ms"] = timed(call, n)
         except NotImplementedError:
             pass
-    with contextlib.suppress(NotImplementedError):
+        except Exception as exc:  # a peer's failure is a result, not the end of the run
+            out[f"{label}_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+    with contextlib.suppress(Exception):
         out["get_where_rows"] = system.get_where(ds.GET_FILTER)
     system.close()
     return out
