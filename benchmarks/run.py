@@ -159,6 +159,29 @@ def table(spec: str, results: dict[str, dict], systems: list[str]) -> str:
     return "\n".join(lines)
 
 
+def parse_table(markdown: str, spec: str) -> dict[str, dict]:
+    """The figures of one data set's table in a report this script wrote."""
+    labels = {label: key for key, label, _unit, _higher in METRICS}
+    lines = markdown.split(f"### {spec}", 1)[1].strip().splitlines()
+    systems = [c.strip() for c in lines[0].strip("|").split("|")][2:-2]
+    results: dict[str, dict] = {s: {} for s in systems}
+    for line in lines[2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        key = labels.get(cells[0])
+        for system, cell in zip(systems, cells[2 : 2 + len(systems)], strict=True):
+            if key and cell not in ("n/a", "failed", ""):
+                results[system][key] = float(cell.replace(",", ""))
+    knobs = markdown.split(f"### {spec}", 1)[1].split("Search knob reached for recall@10 >= 0.99: ", 1)
+    if len(knobs) == 2:
+        for item in knobs[1].splitlines()[0].split(", "):
+            system, _, level = item.partition(" ")
+            if system in results:
+                results[system]["level"] = level
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="*", default=[100_000], help="clustered data set sizes")
@@ -170,12 +193,14 @@ def main() -> None:
                         help="ingest runs per system (default 3, 1 from 1,000,000 rows)")
     parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--out", default=None, help="also write the report to this Markdown file")
+    parser.add_argument("--json", default=None, help="also write the raw figures to this JSON file")
     args = parser.parse_args()
 
     specs = [f"clustered-{n}" for n in args.rows] + ([f"sentences-{args.sentences}"] if args.sentences else [])
     work = Path(args.work or tempfile.mkdtemp(prefix="vecduck-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     sections = []
+    raw: dict[str, dict] = {}
     try:
         for spec in specs:
             print(f"{spec}: preparing data", file=sys.stderr)
@@ -190,6 +215,9 @@ def main() -> None:
                 phases = [p for p in phases if p not in skip]
             repeats = 1 if big else args.repeats
             results = bench_dataset(spec, args.systems, work, repeats, ingest_repeats, phases)
+            raw[spec] = results
+            if args.json:
+                Path(args.json).write_text(json.dumps(raw, indent=1))
             sections.append(table(spec, results, args.systems))
             print(sections[-1] + "\n", flush=True)
     finally:
