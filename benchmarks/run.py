@@ -15,6 +15,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -175,8 +176,7 @@ def parse_table(markdown: str, spec: str) -> dict[str, dict]:
                 results[system][key] = float(cell.replace(",", ""))
     knobs = markdown.split(f"### {spec}", 1)[1].split("Search knob reached for recall@10 >= 0.99: ", 1)
     if len(knobs) == 2:
-        for item in knobs[1].splitlines()[0].split(", "):
-            system, _, level = item.partition(" ")
+        for system, level in re.findall(r"(\w+) (\([^)]*\)|[^,\s]+)", knobs[1].splitlines()[0]):
             if system in results:
                 results[system]["level"] = level
     return results
