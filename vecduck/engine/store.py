@@ -360,7 +360,7 @@ class Store:
                 state.applied_seq = record.lake_seq
             later = [(seq, rows) for seq, rows in pending if seq > state.applied_seq]
             if record.dimension is not None:
-                self._open_index(state, later)
+                self._open_index(state, [rows for seq, rows in pending if seq <= state.applied_seq])
             for _seq, rows in later:
                 self._apply(state, rows)
             self._materialize(state)
@@ -369,8 +369,12 @@ class Store:
             self._open[collection_id] = state
             return state
 
-    def _open_index(self, state: OpenCollection, pending: list[tuple[int, pa.Table]]) -> None:
-        """Load the saved index and catch it up with the lake's rows (pending rows follow)."""
+    def _open_index(self, state: OpenCollection, buffered: list[pa.Table]) -> None:
+        """Load the saved index and catch it up with the rows already in the read model.
+
+        Their vectors come from `buffered` (write-buffer rows the rows snapshot already
+        holds, which may not have reached the lake) or else from the lake; later writes
+        are applied after this."""
         record = state.record
         index = VectorIndex(hnsw_settings(record), self._index_path(record.id))
         index.load()
@@ -381,7 +385,16 @@ class Store:
         missing = np.setdiff1d(live_keys, index.keys(), assume_unique=True)
         changed = state.rows.keys_written_after(index.seq)
         need = np.union1d(missing, changed)
-        if len(need):
+        if len(need) and buffered:
+            latest = latest_per_id(buffered)
+            latest = latest.filter(pc.invert(latest.column("_deleted")))
+            keys = int_column(latest, "_key")
+            take = np.isin(keys, need) & state.rows.contains(keys)
+            if take.any():
+                found = latest.filter(pa.array(take))
+                index.add(keys[take], embeddings_matrix(found.column("embedding"), index.settings.dimension))
+                need = np.setdiff1d(need, keys[take], assume_unique=True)
+        if len(need) and record.lake_seq > 0:
             lake = self.lake.con
             lake.register("_vecduck_need", pa.table({"k": need}))
             try:
