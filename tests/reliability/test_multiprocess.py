@@ -256,9 +256,19 @@ def test_four_writers_two_readers(tmp_path: Path) -> None:
         query = np.asarray([by_id[rid] for rid in sample], dtype=np.float32)
         np.testing.assert_array_equal(query, np.asarray([vectors[rid] for rid in sample], dtype=np.float32))
         hits = col.query(query_embeddings=query, n_results=10, include=["distances"])
-        missed = [rid for rid, ids in zip(sample, hits["ids"], strict=True) if rid not in ids]
-        assert not missed, f"the index does not find {missed[:5]} by their own vectors"
-        assert max(d[0] for d in hits["distances"]) < 1e-5
+        # HNSW is approximate (about 1 in 1,000 self-misses on a fresh graph, more after churn):
+        # a miss is allowed only rarely, and each missed record must be in the index, found
+        # exactly under an ids filter
+        state = col._store._state(col._record.id)
+        assert state.index is not None and len(state.index) == col.count(), "index and table disagree"
+        missed = [i for i, (rid, ids) in enumerate(zip(sample, hits["ids"], strict=True)) if rid not in ids]
+        assert len(missed) <= max(2, len(sample) // 200), f"HNSW misses {[sample[i] for i in missed]}"
+        for i in missed:
+            exact = col.query(query_embeddings=query[i : i + 1], n_results=1, ids=[sample[i]], include=["distances"])
+            assert exact["ids"] == [[sample[i]]] and exact["distances"][0][0] < 1e-5, f"{sample[i]} not indexed"
+        found = [d[ids.index(rid)] for rid, ids, d in zip(sample, hits["ids"], hits["distances"], strict=True)
+                 if rid in ids]
+        assert max(found) < 1e-5
         everything = col.query(query_embeddings=query[:1], n_results=col.count(), include=[])
         assert sorted(everything["ids"][0]) == sorted(got["ids"])
     finally:
