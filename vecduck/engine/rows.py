@@ -64,6 +64,34 @@ def load_metadata(text: str | None) -> dict[str, object] | None:
         return json.loads(text)
 
 
+# Below this many rows, decoding each metadata on its own costs less than joining them.
+BULK_DECODE_MIN = 64
+BULK_DECODE_CHUNK = 65_536
+
+
+def load_metadata_column(column: pa.ChunkedArray | pa.Array) -> list[dict[str, object] | None]:
+    """Decode a column of metadata JSON texts.
+
+    Many rows are joined by Arrow into one JSON array and parsed in one orjson call: a
+    third of the time of one call per row, which dominates a large `get`.
+    """
+    if len(column) < BULK_DECODE_MIN:
+        return [load_metadata(text) for text in column.to_pylist()]
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    decoded: list[dict[str, object] | None] = []
+    for start in range(0, len(array), BULK_DECODE_CHUNK):
+        chunk = array.slice(start, BULK_DECODE_CHUNK)
+        if chunk.null_count:
+            chunk = pc.fill_null(chunk, "null")
+        one_list = pa.ListArray.from_arrays(pa.array([0, len(chunk)], pa.int32()), chunk)
+        joined = pc.binary_join(one_list, ",")[0].as_buffer()
+        try:
+            decoded += orjson.loads(b"[" + joined.to_pybytes() + b"]")
+        except orjson.JSONDecodeError:  # integers beyond 64 bits: row by row
+            decoded += [load_metadata(text) for text in array.slice(start, BULK_DECODE_CHUNK).to_pylist()]
+    return decoded
+
+
 def resolved_table(
     ids: Sequence[str],
     keys: Sequence[int] | np.ndarray,
@@ -129,7 +157,7 @@ def latest_per_id(tables: Sequence[pa.Table]) -> pa.Table:
 def with_typed_columns(rows: pa.Table, column_map: ColumnMap, keep_embedding: bool) -> pa.Table:
     """Live rows in table shape: base columns plus one typed column per metadata (key, kind)."""
     live = rows.filter(pc.invert(rows.column("_deleted")))
-    metadatas = [load_metadata(text) for text in live.column("metadata").to_pylist()]
+    metadatas = load_metadata_column(live.column("metadata"))
     columns = {name: live.column(name) for name in ("id", "_key", "_seq", "document", "uri", "metadata")}
     if keep_embedding:
         columns["embedding"] = live.column("embedding")

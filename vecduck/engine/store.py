@@ -38,6 +38,7 @@ from vecduck.engine.rows import (
     embeddings_matrix,
     latest_per_id,
     load_metadata,
+    load_metadata_column,
     resolved_table,
     tombstones,
     with_typed_columns,
@@ -881,7 +882,7 @@ def rows_from(table: pa.Table | None) -> Rows:
         keys=int_column(table, "_key"),
         documents=table.column("document").to_pylist(),
         uris=table.column("uri").to_pylist(),
-        metadatas=[load_metadata(text) for text in table.column("metadata").to_pylist()],
+        metadatas=load_metadata_column(table.column("metadata")),
     )
 
 
