@@ -105,6 +105,54 @@ def test_large_writes_reach_the_lake_and_are_searchable(client) -> None:
     assert [int(i) for i in filtered["ids"][0]] == want.tolist()
 
 
+@pytest.mark.parametrize("where", [{"i": {"$lt": 300}}, {"i": {"$lt": 6_000}}], ids=["exact", "hnsw"])
+def test_repeated_filters_follow_writes(client, where: dict) -> None:
+    """A filter's candidates, their gathered vectors and key mask are kept while the same
+    filter repeats; every write (a moved vector, a changed or new match) must show at once."""
+    rng = np.random.default_rng(11)
+    vectors = rng.random((30_000, 12), dtype=np.float32)
+    col = client.create_collection("repeat", embedding_function=None)
+    col.add(ids=[str(i) for i in range(len(vectors))], embeddings=vectors, metadatas=[{"i": i} for i in range(30_000)])
+    query = rng.random(12, dtype=np.float32)
+    limit = where["i"]["$lt"]
+
+    def nearest(k: int = 5) -> list[str]:
+        inside = [i for i in range(len(vectors)) if i < limit or i in moved_in]
+        order = np.argsort(((vectors[inside] - query) ** 2).sum(-1), kind="stable")[:k]
+        return [str(inside[j]) for j in order]
+
+    moved_in: set[int] = set()
+    exact = limit <= 300  # under 2% of the index: answered exactly; else HNSW, approximate
+
+    def check(first: str | None = None) -> list[str]:
+        got = col.query(query_embeddings=query, n_results=5, where=where, include=[])["ids"][0]
+        want = nearest()
+        assert all(int(rid) < limit or int(rid) in moved_in for rid in got)
+        if exact:
+            assert got == want
+        else:
+            assert len(set(got) & set(want)) >= 4, (got, want)
+        if first is not None:
+            assert got[0] == first
+        return got
+
+    check()
+    check()  # the second time from what was kept
+    # a candidate's vector moves onto the query: it must come first
+    vectors[7] = query
+    col.update(ids=["7"], embeddings=[query])
+    check(first="7")
+    # a record outside the filter moves into it, right beside the query
+    vectors[29_999] = query + 1e-3
+    moved_in.add(29_999)
+    col.update(ids=["29999"], embeddings=[vectors[29_999]], metadatas=[{"i": 0}])
+    assert "29999" in check(first="7")
+    # and a candidate leaves, by deletion
+    col.delete(ids=["7"])
+    vectors[7] = np.inf
+    assert check(first="29999")[0] != "7"
+
+
 @pytest.mark.parametrize("space", ["l2", "cosine", "ip"])
 def test_distances_have_chromadb_definitions(space: str) -> None:
     client = vecduck.Client()
