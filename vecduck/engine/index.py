@@ -115,25 +115,26 @@ class VectorIndex:
         assert self.path is not None
         return self.path + ".json"
 
-    def load(self) -> bool:
+    def load(self, digest: Future[tuple[tuple[int, ...], str]] | None = None) -> bool:
         """Open the saved index if it is whole and matches; False means start empty.
 
         The file is memory-mapped (opening costs no read of the vectors); the first
         change loads it into memory. Size, checksum (xxh3, a few GB/s), header and
         count are checked first: usearch trusts the file's bytes, and a damaged graph
-        means wrong neighbours or worse.
+        means wrong neighbours or worse. `digest` is the checksum from `prefetch_digest`,
+        computed while the caller did other work.
         """
         if self.path is None or not os.path.exists(self.path):
             return False
         try:
             with open(self._marker_path()) as f:
                 marker = json.load(f)
-            before = _identity(self.path)
+            before, checksum = digest.result() if digest is not None else _digest_with_identity(self.path)
             if (
-                marker.get("bytes") != os.path.getsize(self.path)
+                marker.get("bytes") != before[2]
                 or marker.get("dimension") != self.settings.dimension
                 or marker.get("space") != self.settings.space
-                or marker.get("xxh3") != file_digest(self.path)
+                or marker.get("xxh3") != checksum
             ):
                 return False
             index = self._new()
@@ -544,6 +545,26 @@ def file_digest(path: str) -> str:
             with mmap.mmap(f.fileno(), min(window, size - offset), offset=offset, access=mmap.ACCESS_READ) as view:
                 digest.update(view)
     return digest.hexdigest()
+
+
+_digests: ThreadPoolExecutor | None = None
+
+
+def prefetch_digest(path: str) -> Future[tuple[tuple[int, ...], str]] | None:
+    """Start checksumming a saved index file on a worker thread (xxhash releases the GIL),
+    so that a new process checks its other files meanwhile; for `VectorIndex.load`."""
+    global _digests
+    if not os.path.exists(path):
+        return None
+    if _digests is None:
+        _digests = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecduck-digest")
+    return _digests.submit(_digest_with_identity, path)
+
+
+def _digest_with_identity(path: str) -> tuple[tuple[int, ...], str]:
+    """Which file a path named before it was read, and the xxh3 of what was read."""
+    before = _identity(path)
+    return before, file_digest(path)
 
 
 def private_tmp(path: str) -> str:

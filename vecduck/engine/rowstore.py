@@ -21,28 +21,12 @@ import os
 import numpy as np
 import pyarrow as pa
 
+from vecduck.engine.arrays import int_column, positions_array
 from vecduck.engine.index import file_digest, private_tmp
 
 # The tail of recent chunks is merged into the base once it holds this share of it.
 MERGE_SHARE = 8
 MERGE_MIN = 2_048
-
-
-def int_column(table: pa.Table, name: str) -> np.ndarray:
-    """An int64 column as NumPy, zero-copy (pyarrow's to_numpy imports pandas, ~0.4 s)."""
-    chunks = [
-        np.frombuffer(chunk.buffers()[1], np.int64, len(chunk), chunk.offset * 8)
-        if chunk.null_count == 0 and chunk.type == pa.int64()
-        else chunk.to_numpy(zero_copy_only=False)
-        for chunk in table.column(name).chunks
-    ]
-    return np.concatenate(chunks) if chunks else np.empty(0, np.int64)
-
-
-def positions_array(positions: np.ndarray) -> pa.Array:
-    """Row positions as an Arrow array, zero-copy (pa.array would import pandas once, ~0.4 s)."""
-    positions = np.ascontiguousarray(positions, np.int64)
-    return pa.Array.from_buffers(pa.int64(), len(positions), [None, pa.py_buffer(positions)])
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:

@@ -14,6 +14,7 @@ import os
 import threading
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from vecduck.engine.arrays import int_column, unique_keys
 from vecduck.engine.columns import (
     BASE_COLUMNS,
     SQL_TYPES,
@@ -30,7 +32,7 @@ from vecduck.engine.columns import (
     kinds_in,
 )
 from vecduck.engine.filters import filter_sql, regexes_in
-from vecduck.engine.index import IndexSettings, VectorIndex
+from vecduck.engine.index import IndexSettings, VectorIndex, prefetch_digest
 from vecduck.engine.lake import Lake, check_data_files, connect, quote, table_name
 from vecduck.engine.registry import CollectionRecord, Registry
 from vecduck.engine.rows import (
@@ -43,7 +45,7 @@ from vecduck.engine.rows import (
     tombstones,
     with_typed_columns,
 )
-from vecduck.engine.rowstore import RowStore, int_column
+from vecduck.engine.rowstore import RowStore
 from vecduck.errors import InvalidArgumentError, NotFoundError, UniqueConstraintError
 
 # A write of at least this many rows goes straight to the lake; smaller ones are
@@ -111,14 +113,25 @@ class Store:
         # Two DuckDB connections: the read model in plain memory, and the lake. Kept
         # apart because every statement on a connection with a DuckLake attached pays
         # a catalog round trip, which the hot read path must not.
-        self.con = connect()
-        # One thread: the read model's statements are small, and a second thread costs
-        # more in hand-over than it saves.
-        self.con.execute("SET threads = 1")
+        self._con: duckdb.DuckDBPyConnection | None = None
         self._lake: Lake | None = None
         self._lock = threading.RLock()
         self._open: dict[str, OpenCollection] = {}
         self.closed = False
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The read model's connection, opened at the first filter: an unfiltered query
+        from the rows snapshot needs no SQL, and the first connection costs ~20 ms."""
+        if self._con is None:
+            with self._lock:
+                if self._con is None:
+                    con = connect()
+                    # One thread: the read model's statements are small, and a second
+                    # thread costs more in hand-over than it saves.
+                    con.execute("SET threads = 1")
+                    self._con = con
+        return self._con
 
     @property
     def lake(self) -> Lake:
@@ -143,7 +156,8 @@ class Store:
             finally:
                 self.closed = True
                 self._open.clear()
-                self.con.close()
+                if self._con is not None:
+                    self._con.close()
                 if self._lake is not None:
                     self._lake.con.close()
                 self.registry.close()
@@ -347,6 +361,8 @@ class Store:
                 raise NotFoundError(f"Collection [{collection_id}] does not exist")
             record, pending = snapshot
             state = OpenCollection(record)
+            # the index file's checksum runs meanwhile: the largest read of an open
+            digest = prefetch_digest(self._index_path(collection_id)) if record.dimension is not None else None
             saved = RowStore.load(self._rows_path(collection_id))
             if saved is not None and saved[1] >= record.lake_seq:
                 check_data_files(self.folder, collection_id)  # the lake is not read: check it is whole
@@ -361,7 +377,7 @@ class Store:
                 state.applied_seq = record.lake_seq
             later = [(seq, rows) for seq, rows in pending if seq > state.applied_seq]
             if record.dimension is not None:
-                self._open_index(state, [rows for seq, rows in pending if seq <= state.applied_seq])
+                self._open_index(state, [rows for seq, rows in pending if seq <= state.applied_seq], digest)
             for _seq, rows in later:
                 self._apply(state, rows)
             self._materialize(state)
@@ -370,7 +386,12 @@ class Store:
             self._open[collection_id] = state
             return state
 
-    def _open_index(self, state: OpenCollection, buffered: list[pa.Table]) -> None:
+    def _open_index(
+        self,
+        state: OpenCollection,
+        buffered: list[pa.Table],
+        digest: Future[tuple[tuple[int, ...], str]] | None = None,
+    ) -> None:
         """Load the saved index and catch it up with the rows already in the read model.
 
         Their vectors come from `buffered` (write-buffer rows the rows snapshot already
@@ -378,14 +399,17 @@ class Store:
         are applied after this."""
         record = state.record
         index = VectorIndex(hnsw_settings(record), self._index_path(record.id))
-        index.load()
+        index.load(digest)
         state.index = index
         live_keys = state.rows.keys()
-        stale = np.setdiff1d(index.keys(), live_keys, assume_unique=True)
-        index.remove(stale)
-        missing = np.setdiff1d(live_keys, index.keys(), assume_unique=True)
+        indexed = np.sort(index.keys())  # usually in key order already: a cheap sort
+        if np.array_equal(indexed, live_keys):
+            missing = np.empty(0, np.int64)
+        else:
+            index.remove(np.setdiff1d(indexed, live_keys, assume_unique=True))
+            missing = np.setdiff1d(live_keys, indexed, assume_unique=True)
         changed = state.rows.keys_written_after(index.seq)
-        need = np.union1d(missing, changed)
+        need = unique_keys(np.concatenate([missing, changed]))
         if len(need) and buffered:
             latest = latest_per_id(buffered)
             latest = latest.filter(pc.invert(latest.column("_deleted")))
@@ -539,7 +563,7 @@ class Store:
     def _rebuild_id_hashes(self, state: OpenCollection) -> None:
         self._materialize(state)
         ids = state.rows.all_ids()
-        state.id_hashes = np.unique(np.fromiter((hash(x) for x in ids), np.int64, len(ids)))
+        state.id_hashes = unique_keys(np.fromiter((hash(x) for x in ids), np.int64, len(ids)))
         state.recent_ids = set()
 
     def _maybe_present(self, state: OpenCollection, record_id: str) -> bool:
@@ -866,7 +890,7 @@ class Store:
                 candidates = self._candidates(state, sql, params)
             self._materialize(state)
             hits = state.index.search(queries, n_results, candidates)
-            all_keys = np.unique(np.concatenate([keys for keys, _ in hits])) if hits else np.empty(0, np.int64)
+            all_keys = unique_keys(np.concatenate([keys for keys, _ in hits])) if hits else np.empty(0, np.int64)
             rows = rows_from(state.rows.take(all_keys, ROW_FIELDS) if len(all_keys) else None)
             if with_vectors:
                 rows.vectors = self._vectors_of(state, rows.keys)
