@@ -2,14 +2,16 @@
 
 Values only ever travel as bind parameters and column names only as quoted
 identifiers, so no filter can change the statement. Semantics follow chromadb 1.5:
-ints and floats compare numerically across kinds, bool is its own kind, strings never
-equal numbers, array fields are reached only by `$contains`, and the negations
+ints and floats compare across kinds, except that an int field meets a float operand
+truncated toward zero (`{"n": 2.5}` matches n=2, as chromadb does), bool is its own
+kind, strings never equal numbers, array fields are reached only by `$contains`, and the negations
 (`$ne`, `$nin`, `$not_contains`, ...) match records that lack the key. Every
 predicate built here is TRUE or FALSE, never NULL, so NOT is always safe.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from vecduck.engine.columns import ColumnMap, scalar_kind
@@ -24,6 +26,7 @@ DOCUMENT_OPERATORS = {"$contains", "$not_contains", "$regex", "$not_regex"}
 DOCUMENT_KEY = "#document"
 
 TRUE, FALSE = "TRUE", "FALSE"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # `$in` lists up to this long become `IN (?, ...)`; longer ones travel as one list parameter.
 IN_LIST_MAX = 64
 
@@ -38,6 +41,19 @@ def _bad_document(where_document: object) -> InvalidArgumentError:
 
 def _columns_of(column_map: ColumnMap, key: str, kinds: tuple[str, ...]) -> list[str]:
     return [quote(column_map[(key, kind)]) for kind in kinds if (key, kind) in column_map]
+
+
+def _numeric_columns(column_map: ColumnMap, key: str) -> list[tuple[str, bool]]:
+    """The key's int and float columns, each with whether it holds ints."""
+    return [(quote(column_map[(key, kind)]), kind == "int") for kind in ("int", "float") if (key, kind) in column_map]
+
+
+def _as_operand(value: Any, int_column: bool) -> Any:
+    """chromadb compares an int field with a float operand cast to an integer: truncated
+    toward zero, saturating at the int64 range."""
+    if int_column and isinstance(value, float):
+        return max(INT64_MIN, min(INT64_MAX, math.trunc(value)))
+    return value
 
 
 def _never_null(expressions: list[str]) -> str:
@@ -57,10 +73,18 @@ def _operand_kind(value: object, where: object) -> str:
 
 def _equals(column_map: ColumnMap, key: str, value: object, params: Params, where: object) -> str:
     kind = _operand_kind(value, where)
-    kinds = ("int", "float") if kind in ("int", "float") else (kind,)
-    columns = _columns_of(column_map, key, kinds)
+    if kind in ("int", "float"):
+        return _compare(column_map, key, "=", value, params)
+    columns = _columns_of(column_map, key, (kind,))
     params.extend([value] * len(columns))
     return _never_null([f"{column} = ?" for column in columns])
+
+
+def _compare(column_map: ColumnMap, key: str, operator: str, value: Any, params: Params) -> str:
+    """A number against the key's int and float columns."""
+    columns = _numeric_columns(column_map, key)
+    params.extend(_as_operand(value, holds_ints) for _, holds_ints in columns)
+    return _never_null([f"{column} {operator} ?" for column, _ in columns])
 
 
 def _in_list(column_map: ColumnMap, key: str, values: object, params: Params, where: object) -> str:
@@ -68,11 +92,16 @@ def _in_list(column_map: ColumnMap, key: str, values: object, params: Params, wh
         raise _bad_where(where)
     kinds = {_operand_kind(v, where) for v in values}
     if kinds <= {"int", "float"}:
-        columns = _columns_of(column_map, key, ("int", "float"))
-        if len(values) <= IN_LIST_MAX:
-            return _one_of(columns, values, params)
-        params.extend([[float(v) for v in values]] * len(columns))
-        return _never_null([f"list_contains(?::DOUBLE[], {column}::DOUBLE)" for column in columns])
+        tests = []
+        for column, holds_ints in _numeric_columns(column_map, key):
+            operands = [_as_operand(v, holds_ints) for v in values]
+            if len(values) <= IN_LIST_MAX:
+                tests.append(f"{column} IN ({', '.join('?' * len(operands))})")
+                params.extend(operands)
+            else:
+                tests.append(f"list_contains(?::DOUBLE[], {column}::DOUBLE)")
+                params.append([float(v) for v in operands])
+        return _never_null(tests)
     if len(kinds) != 1:
         raise _bad_where(where)
     kind = kinds.pop()
@@ -132,9 +161,7 @@ def _field(column_map: ColumnMap, key: str, condition: object, params: Params, w
         if isinstance(operand, bool) or not isinstance(operand, (int, float)):
             raise _bad_where(where)
         _operand_kind(operand, where)
-        columns = _columns_of(column_map, key, ("int", "float"))
-        params.extend([operand] * len(columns))
-        test = _never_null([f"{column} {COMPARISONS[operator]} ?" for column in columns])
+        test = _compare(column_map, key, COMPARISONS[operator], operand, params)
     else:
         raise _bad_where(where)
     return f"NOT {test}" if operator in ("$ne", "$nin", "$not_contains") else test
