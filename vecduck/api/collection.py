@@ -25,6 +25,9 @@ from vecduck.engine.registry import CollectionRecord
 if TYPE_CHECKING:
     from vecduck.api.client import Client
 
+# The stored field behind each `include` entry that a query's hits fetch.
+HIT_FIELDS_BY_INCLUDE = (("document", "documents"), ("uri", "uris"), ("metadata", "metadatas"))
+
 
 class Collection:
     """A named set of records: ids, embeddings, documents, uris and metadata."""
@@ -371,8 +374,9 @@ class Collection:
         queries = v.check_embeddings(embeddings)
         _check_selection_text(ids, where, where_document)
         want_vectors = "embeddings" in include
+        fields = [name for name, asked in HIT_FIELDS_BY_INCLUDE if asked in include]
         hits, position, rows = self._store.search(
-            self._record.id, queries, n_results, ids, where, where_document, with_vectors=want_vectors
+            self._record.id, queries, n_results, ids, where, where_document, with_vectors=want_vectors, fields=fields
         )
         result: dict[str, Any] = {
             "ids": [],
@@ -385,7 +389,7 @@ class Collection:
             "distances": [] if "distances" in include else None,
         }
         for keys, distances in hits:
-            at = [position[int(key)] for key in keys]
+            at = [position[key] for key in keys.tolist()]
             result["ids"].append([rows.ids[i] for i in at])
             if want_vectors:
                 found = rows.vectors is not None and at

@@ -53,6 +53,8 @@ from vecduck.errors import InvalidArgumentError, NotFoundError, UniqueConstraint
 FLUSH_ROWS = 5_000
 # The columns a get or query returns.
 ROW_FIELDS = ["id", "_key", "document", "uri", "metadata"]
+# What a search may fetch for its hits besides the id.
+HIT_FIELDS = ("document", "uri", "metadata")
 # Filters whose matching keys each open collection remembers (until its next write).
 FILTER_CACHE = 32
 
@@ -866,11 +868,12 @@ class Store:
         where: dict[str, Any] | None,
         where_document: dict[str, Any] | None,
         with_vectors: bool = False,
+        fields: Sequence[str] = HIT_FIELDS,
     ) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict[int, int], Rows]:
         """Nearest neighbours per query among matching records, and the matched rows.
 
         Returns per-query (keys, distances), a map key -> row position, and the rows
-        (with their vectors when asked).
+        (ids, the asked `fields` of HIT_FIELDS, and vectors when asked).
         """
         with self._lock:
             state = self._state(collection_id)
@@ -891,22 +894,26 @@ class Store:
             self._materialize(state)
             hits = state.index.search(queries, n_results, candidates)
             all_keys = unique_keys(np.concatenate([keys for keys, _ in hits])) if hits else np.empty(0, np.int64)
-            rows = rows_from(state.rows.take(all_keys, ROW_FIELDS) if len(all_keys) else None)
+            columns = ["id", *(name for name in HIT_FIELDS if name in fields)]
+            rows = rows_from(state.rows.take(all_keys, columns) if len(all_keys) else None, all_keys)
             if with_vectors:
                 rows.vectors = self._vectors_of(state, rows.keys)
-            position = {int(key): i for i, key in enumerate(rows.keys)}
+            position = dict(zip(all_keys.tolist(), range(len(all_keys)), strict=True))
             return hits, position, rows
 
 
-def rows_from(table: pa.Table | None) -> Rows:
+def rows_from(table: pa.Table | None, keys: np.ndarray | None = None) -> Rows:
+    """Rows of a table of ROW_FIELDS; a field the table lacks comes back as an empty list,
+    and `keys`, when given, are the table's keys (it then needs no `_key` column)."""
     if table is None or table.num_rows == 0:
         return Rows([], np.empty(0, np.int64), [], [], [])
+    names = table.column_names
     return Rows(
         ids=table.column("id").to_pylist(),
-        keys=int_column(table, "_key"),
-        documents=table.column("document").to_pylist(),
-        uris=table.column("uri").to_pylist(),
-        metadatas=load_metadata_column(table.column("metadata")),
+        keys=int_column(table, "_key") if keys is None else keys,
+        documents=table.column("document").to_pylist() if "document" in names else [],
+        uris=table.column("uri").to_pylist() if "uri" in names else [],
+        metadatas=load_metadata_column(table.column("metadata")) if "metadata" in names else [],
     )
 
 
