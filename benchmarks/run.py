@@ -34,6 +34,7 @@ METRICS = [
     ("peak_rss", "1. ingest peak RSS", "MB", False),
     ("disk_bytes", "1. disk per vector", "bytes", False),
     ("frame_rows_per_s", "1. one DataFrame upsert", "rows/s", True),
+    ("loop_first_add_ms", "2. first add of the loop (untimed there)", "ms", False),
     ("loop_items_per_s", "2. single-item add loop (2,000)", "items/s", True),
     ("recall", "3. recall@10 (unfiltered)", "", True),
     ("query_p50_ms", "3. query p50", "ms", False),

@@ -94,12 +94,17 @@ def phase_loop(system: System, data: ds.Dataset) -> dict:
     batch, vectors = next(data.batches(LOOP_ITEMS))
     metas = batch.select(["category", "year", "score", "flag"]).to_pylist()
     documents = batch["document"].to_pylist()
+    # One add first, timed on its own: one-time costs (lazy imports, first-write setup)
+    # are not a per-item rate; the row reports them.
+    start = time.perf_counter()
+    system.add_one(LOOP_ITEMS, vectors[0], metas[0], documents[0])
+    first = time.perf_counter() - start
     start = time.perf_counter()
     for row in range(LOOP_ITEMS):
         system.add_one(row, vectors[row], metas[row], documents[row])
     elapsed = time.perf_counter() - start
     system.close()
-    return {"loop_items_per_s": LOOP_ITEMS / elapsed}
+    return {"loop_items_per_s": LOOP_ITEMS / elapsed, "loop_first_add_ms": 1e3 * first}
 
 
 def phase_query(system: System, data: ds.Dataset, repeats: int) -> dict:

@@ -247,19 +247,25 @@ class VectorIndex:
                 self._deferred[key] = vector
             self.changes_since_save += len(keys)
             if len(self._deferred) >= DEFER_MAX:
-                self._drain()
+                self._drain(background=True)
             return
         self._drain()
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if len(keys) >= BACKGROUND_FROM:
-            if self._builder is None:
-                self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecduck-index")
-            self._building = self._builder.submit(self._insert, np.array(keys, dtype=np.int64), vectors)
+            self._insert_in_background(np.array(keys, dtype=np.int64), vectors)
         else:
             self._insert(keys, vectors)
 
-    def _drain(self) -> None:
-        """Finish background inserts and insert held-back vectors; every read calls this first."""
+    def _insert_in_background(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        if self._builder is None:
+            self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecduck-index")
+        self._building = self._builder.submit(self._insert, keys, vectors)
+
+    def _drain(self, background: bool = False) -> None:
+        """Finish background inserts and insert held-back vectors; every read calls this first.
+
+        With `background`, the held-back vectors go in on the worker thread (a loop of
+        single adds goes on meanwhile) and the next read waits for them."""
         if self._building is not None:
             building, self._building = self._building, None
             building.result()
@@ -267,7 +273,10 @@ class VectorIndex:
             keys = np.fromiter(self._deferred.keys(), np.int64, len(self._deferred))
             vectors = np.stack(list(self._deferred.values()))
             self._deferred = {}
-            self._insert(keys, vectors)
+            if background:
+                self._insert_in_background(keys, vectors)
+            else:
+                self._insert(keys, vectors)
 
     def _insert(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         index = self._writable()
