@@ -6,6 +6,7 @@ of field with integral, fractional, negative and huge operands."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 
 import chromadb
@@ -23,8 +24,17 @@ def pair() -> tuple[object, object]:
     ids = [f"r{i}" for i in range(len(VALUES) + 1)]
     embeddings = [[float(i), 1.0] for i in range(len(ids))]
     metadatas = [{"n": value} for value in VALUES] + [{"other": 1}]  # the last lacks the key
-    reference = chromadb.EphemeralClient().get_or_create_collection("numeric-filters")
-    subject = vecduck.Client().get_or_create_collection("numeric-filters", embedding_function=None)
+    # the same settings as the differential test's reference: chromadb keeps one
+    # in-memory instance per process and refuses another with different settings
+    settings = chromadb.Settings(allow_reset=True, anonymized_telemetry=False)
+    reference_client = chromadb.EphemeralClient(settings=settings)
+    with contextlib.suppress(Exception):
+        reference_client.delete_collection("numeric-filters")
+    reference = reference_client.create_collection("numeric-filters")
+    subject_client = vecduck.Client()
+    with contextlib.suppress(Exception):
+        subject_client.delete_collection("numeric-filters")
+    subject = subject_client.create_collection("numeric-filters", embedding_function=None)
     for col in (reference, subject):
         col.add(ids=ids, embeddings=embeddings, metadatas=metadatas)
     return reference, subject
