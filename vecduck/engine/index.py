@@ -77,9 +77,12 @@ class IndexSettings:
 class VectorIndex:
     """An in-memory usearch index with a crash-safe file beside it."""
 
-    def __init__(self, settings: IndexSettings, path: str | None) -> None:
+    def __init__(self, settings: IndexSettings, path: str | None, sync: bool = True) -> None:
         self.settings = settings
         self.path = path
+        # fsync saved files: a torn file is caught by its checksum and rebuilt from the
+        # table, so only a folder that fsyncs its writes pays for it
+        self.sync = sync
         self.seq = 0
         self.changes_since_save = 0
         self.churn = 0  # vectors removed (deleted or replaced) since the graph was built
@@ -193,7 +196,8 @@ class VectorIndex:
         self._drain()
         tmp = private_tmp(self.path)
         self.index.save(tmp)
-        _fsync(tmp)
+        if self.sync:
+            _fsync(tmp)
         digest = file_digest(tmp)
         self._file_identity = _identity(tmp)  # the same file once renamed into place
         size = os.path.getsize(tmp)
@@ -210,7 +214,8 @@ class VectorIndex:
         marker_tmp = private_tmp(self._marker_path())
         with open(marker_tmp, "w") as f:
             json.dump(marker, f)
-        _fsync(marker_tmp)
+        if self.sync:
+            _fsync(marker_tmp)
         os.replace(marker_tmp, self._marker_path())
         self.changes_since_save = 0
         if self._tracking:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -212,25 +213,23 @@ class Lake:
             if column not in existing:
                 self.con.execute(f"ALTER TABLE {self.ref(collection_id)} ADD COLUMN {quote(column)} {SQL_TYPES[kind]}")
 
-    def replace_rows(self, collection_id: str, column_map: ColumnMap, rows: pa.Table, deleted_ids: pa.Array) -> None:
-        """In one lake transaction: drop `deleted_ids` and every id in `rows`, then insert `rows`."""
+    def replace_rows(self, collection_id: str, column_map: ColumnMap, rows: pa.Table, touched_keys: np.ndarray) -> None:
+        """In one lake transaction: drop the rows of `touched_keys` (sorted), then insert `rows`.
+
+        The key range lets DuckLake skip every file outside it by its column statistics:
+        a batch of new records touches no existing file at all."""
 
         def commit() -> None:
             self.con.execute("BEGIN TRANSACTION")
             try:
                 self.ensure_table(collection_id, column_map)
-                gone = pa.table(
-                    {
-                        "id": pa.concat_arrays(
-                            [
-                                deleted_ids.cast(pa.string()),
-                                rows.column("id").combine_chunks().cast(pa.string()),
-                            ]
-                        )
-                    }
-                )
-                self.con.register("_vecduck_gone", gone)
-                self.con.execute(f"DELETE FROM {self.ref(collection_id)} WHERE id IN (SELECT id FROM _vecduck_gone)")
+                if len(touched_keys):
+                    self.con.register("_vecduck_gone", pa.table({"k": touched_keys}))
+                    self.con.execute(
+                        f"DELETE FROM {self.ref(collection_id)} WHERE _key BETWEEN ? AND ?"
+                        " AND _key IN (SELECT k FROM _vecduck_gone)",
+                        [int(touched_keys[0]), int(touched_keys[-1])],
+                    )
                 if rows.num_rows:
                     self.con.register("_vecduck_rows", rows)
                     names = ", ".join(quote(name) for name in rows.column_names)

@@ -52,7 +52,13 @@ def embeddings_matrix(column: pa.ChunkedArray | pa.Array, dimension: int) -> np.
 
 
 def dump_metadata(metadata: Mapping[str, object] | None) -> str | None:
-    return None if metadata is None else json.dumps(metadata, ensure_ascii=False, allow_nan=False)
+    """Metadata as JSON text (validated before: finite numbers, 64-bit ints, str keys)."""
+    if metadata is None:
+        return None
+    try:
+        return orjson.dumps(metadata).decode()
+    except TypeError:  # a value orjson does not know: the standard library's rules
+        return json.dumps(metadata, ensure_ascii=False, allow_nan=False)
 
 
 def load_metadata(text: str | None) -> dict[str, object] | None:

@@ -112,6 +112,7 @@ class Store:
         os.makedirs(os.path.join(self.folder, "index"), exist_ok=True)
         self.registry = Registry(os.path.join(self.folder, "vecduck.sqlite"), os.path.join(self.folder, "write.lock"))
         self.registry.set_durability(durability)
+        self.durability = durability
         # Two DuckDB connections: the read model in plain memory, and the lake. Kept
         # apart because every statement on a connection with a DuckLake attached pays
         # a catalog round trip, which the hot read path must not.
@@ -400,7 +401,7 @@ class Store:
         holds, which may not have reached the lake) or else from the lake; later writes
         are applied after this."""
         record = state.record
-        index = VectorIndex(hnsw_settings(record), self._index_path(record.id))
+        index = VectorIndex(hnsw_settings(record), self._index_path(record.id), sync=self.durability == "fsync")
         index.load(digest)
         state.index = index
         live_keys = state.rows.keys()
@@ -489,7 +490,9 @@ class Store:
         if rows.num_rows == 0:
             return
         if state.index is None and state.record.dimension is not None:
-            state.index = VectorIndex(hnsw_settings(state.record), self._index_path(state.record.id))
+            state.index = VectorIndex(
+                hnsw_settings(state.record), self._index_path(state.record.id), sync=self.durability == "fsync"
+            )
         deleted = rows.column("_deleted").to_numpy(zero_copy_only=False)
         if state.index is not None:
             state.index.remove(rows.column("_key").to_numpy(zero_copy_only=False)[deleted])
@@ -710,12 +713,14 @@ class Store:
         through = max(int(pc.max(t.column("_seq")).as_py()) for t in tables)
         latest = tables[0] if len(tables) == 1 else latest_per_id(tables)  # one write: ids are distinct
         record = self.get_collection_by_id(collection_id)
-        deleted = latest.filter(latest.column("_deleted")).column("id").combine_chunks()
+        # Every row key these writes touch: a record keeps its key from add to delete (a
+        # re-added id gets a new one), so the lake rows to drop are exactly those keys.
+        touched = unique_keys(np.concatenate([int_column(t, "_key") for t in tables]))
         live = with_typed_columns(latest, record.columns, keep_embedding=True)
         state = self._open.get(collection_id)
         if state is not None and not pending:
             state.typed = (latest, live)
-        self.lake.replace_rows(collection_id, record.columns, live, deleted)
+        self.lake.replace_rows(collection_id, record.columns, live, touched)
         if record.lake_seq == 0:
             self._sync_view(record)
         with self.registry.transaction() as db:
