@@ -59,7 +59,7 @@ class System:
 class ChromaAPI(System):
     """The same Chroma-API calls against vecduck and chromadb (only the import differs)."""
 
-    levels = [100, 200, 400, 800]  # ef_search: the default, then wider
+    levels = [100, 200, 400, 800, 1600]  # ef_search: the default, then wider
 
     def connect(self) -> Any:
         raise NotImplementedError
@@ -228,7 +228,7 @@ class Usearch(System):
     """usearch alone, same HNSW settings as vecduck's defaults: vectors only, no metadata."""
 
     name = "usearch"
-    levels = [100, 200, 400, 800]
+    levels = [100, 200, 400, 800, 1600]
 
     @property
     def path(self) -> str:
