@@ -213,8 +213,16 @@ class Lake:
             if column not in existing:
                 self.con.execute(f"ALTER TABLE {self.ref(collection_id)} ADD COLUMN {quote(column)} {SQL_TYPES[kind]}")
 
-    def replace_rows(self, collection_id: str, column_map: ColumnMap, rows: pa.Table, touched_keys: np.ndarray) -> None:
-        """In one lake transaction: drop the rows of `touched_keys` (sorted), then insert `rows`.
+    def replace_rows(
+        self,
+        collection_id: str,
+        column_map: ColumnMap,
+        rows: pa.Table,
+        touched_keys: np.ndarray,
+        orphans_after: int | None = None,
+    ) -> None:
+        """In one lake transaction: drop the rows of `touched_keys` (sorted), and with
+        `orphans_after` every row written after that sequence; then insert `rows`.
 
         The key range lets DuckLake skip every file outside it by its column statistics:
         a batch of new records touches no existing file at all."""
@@ -223,6 +231,8 @@ class Lake:
             self.con.execute("BEGIN TRANSACTION")
             try:
                 self.ensure_table(collection_id, column_map)
+                if orphans_after is not None:
+                    self.con.execute(f"DELETE FROM {self.ref(collection_id)} WHERE _seq > ?", [orphans_after])
                 if len(touched_keys):
                     self.con.register("_vecduck_gone", pa.table({"k": touched_keys}))
                     self.con.execute(

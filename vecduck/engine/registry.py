@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS collections (
     next_key INTEGER NOT NULL DEFAULT 1,
     next_seq INTEGER NOT NULL DEFAULT 1,
     lake_seq INTEGER NOT NULL DEFAULT 0,
-    version INTEGER NOT NULL DEFAULT 0
+    version INTEGER NOT NULL DEFAULT 0,
+    lake_intent INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS columns (
     collection_id TEXT NOT NULL,
@@ -72,6 +73,9 @@ class CollectionRecord:
     next_seq: int
     lake_seq: int
     version: int
+    # The write sequence of a lake commit that was started: above lake_seq, that commit
+    # may have reached the lake without reaching the registry (a crash between the two).
+    lake_intent: int = 0
     columns: ColumnMap = field(default_factory=dict)
 
 
@@ -95,6 +99,9 @@ class Registry:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(SCHEMA)
+        known = {row[1] for row in self._conn.execute("PRAGMA table_info(collections)")}
+        if "lake_intent" not in known:  # a folder from before lake_intent
+            self._conn.execute("ALTER TABLE collections ADD COLUMN lake_intent INTEGER NOT NULL DEFAULT 0")
         self._thread_lock = threading.RLock()
         self._lock_file = open(lock_path, "a+b")  # noqa: SIM115 - held for the registry's life
         self._lock_depth = 0
@@ -166,6 +173,7 @@ class Registry:
             next_seq=row[8],
             lake_seq=row[9],
             version=row[10],
+            lake_intent=row[11],
         )
         with self._thread_lock:
             for key, kind, column in self._conn.execute(
@@ -174,7 +182,10 @@ class Registry:
                 record.columns[(key, kind)] = column
         return record
 
-    _FIELDS = "id, name, metadata, configuration, dimension, tenant, database, next_key, next_seq, lake_seq, version"
+    _FIELDS = (
+        "id, name, metadata, configuration, dimension, tenant, database, next_key, next_seq, lake_seq, version,"
+        " lake_intent"
+    )
 
     def get_by_name(self, name: str, tenant: str, database: str) -> CollectionRecord | None:
         with self._thread_lock:
@@ -302,6 +313,10 @@ class Registry:
             return self._conn.execute(
                 "SELECT count(*) FROM pending WHERE collection_id = ?", (collection_id,)
             ).fetchone()[0]
+
+    def mark_lake_intent(self, db: sqlite3.Connection, collection_id: str, through_seq: int) -> None:
+        """Record, before a lake commit, the write sequence it goes up to (see lake_intent)."""
+        db.execute("UPDATE collections SET lake_intent = ? WHERE id = ?", (through_seq, collection_id))
 
     def mark_flushed(self, db: sqlite3.Connection, collection_id: str, through_seq: int) -> int:
         """Drop buffered writes now in the lake; returns the new version."""

@@ -363,6 +363,8 @@ class Store:
             if snapshot is None:
                 raise NotFoundError(f"Collection [{collection_id}] does not exist")
             record, pending = snapshot
+            if record.lake_intent > record.lake_seq:
+                self._drop_orphans(record)
             state = OpenCollection(record)
             # the index file's checksum runs meanwhile: the largest read of an open
             digest = prefetch_digest(self._index_path(collection_id)) if record.dimension is not None else None
@@ -388,6 +390,15 @@ class Store:
             state.pending_rows = sum(rows.num_rows for _seq, rows in pending)
             self._open[collection_id] = state
             return state
+
+    def _drop_orphans(self, record: CollectionRecord) -> None:
+        """Drop the lake rows of a commit that a crash kept from reaching the registry
+        (written after lake_seq), so that nothing reads them; the writer lock is held."""
+        if self.lake.columns(record.id):
+            self.lake.replace_rows(record.id, record.columns, pa.table({}), np.empty(0, np.int64), record.lake_seq)
+        with self.registry.transaction() as db:
+            self.registry.mark_lake_intent(db, record.id, record.lake_seq)
+        record.lake_intent = record.lake_seq
 
     def _open_index(
         self,
@@ -720,7 +731,12 @@ class Store:
         state = self._open.get(collection_id)
         if state is not None and not pending:
             state.typed = (latest, live)
-        self.lake.replace_rows(collection_id, record.columns, live, touched)
+        # The registry is the commit point: a lake commit that a crash kept from it left
+        # rows after lake_seq, which this commit drops.
+        orphans_after = record.lake_seq if record.lake_intent > record.lake_seq else None
+        with self.registry.transaction() as db:
+            self.registry.mark_lake_intent(db, collection_id, through)
+        self.lake.replace_rows(collection_id, record.columns, live, touched, orphans_after)
         if record.lake_seq == 0:
             self._sync_view(record)
         with self.registry.transaction() as db:
