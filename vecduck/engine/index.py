@@ -25,6 +25,11 @@ from vecduck.engine.usearch_file import FileVectors, map_vectors
 from vecduck.progress import progress
 
 METRICS = {"l2": "l2sq", "cosine": "cos", "ip": "ip"}
+# A cosine index whose every vector has unit length (squared norm within this of 1, as
+# embedding models give) is searched by inner product: the same distances to within
+# 1e-6, a third less work per distance. The first longer or shorter vector switches it
+# to cosine in place; the graph stays valid, since it was built on the same distances.
+UNIT_TOLERANCE = 1e-6
 # A query is answered exactly (brute force) when its candidates are this few, or
 # (filtered) at most EXACT_SHARE of the index and at most EXACT_LIMIT; else by HNSW.
 EXACT_SMALL = 2_000
@@ -98,15 +103,19 @@ class VectorIndex:
         self._extra_rows = np.empty((0, settings.dimension), np.float32)
         self._extra_count = 0
         self.viewed = False
+        self.unit = settings.space == "cosine"  # every vector unit length: searched by inner product
         self.index = self._new()
         # What was derived from a filter's candidate keys, by the array's identity.
         self._candidates: dict[int, CandidateSet] = {}
 
-    def _new(self) -> Index:
+    def _metric(self, unit: bool | None = None) -> str:
+        return "ip" if (self.unit if unit is None else unit) else METRICS[self.settings.space]
+
+    def _new(self, unit: bool | None = None) -> Index:
         s = self.settings
         return Index(
             ndim=s.dimension,
-            metric=METRICS[s.space],
+            metric=self._metric(unit),
             dtype="f32",
             connectivity=s.max_neighbors,
             expansion_add=s.ef_construction,
@@ -140,13 +149,16 @@ class VectorIndex:
                 or marker.get("xxh3") != checksum
             ):
                 return False
-            index = self._new()
+            unit = marker.get("unit") is True and self.settings.space == "cosine"
+            index = self._new(unit)
             index.view(self.path)
+            index.metric = self._metric(unit)  # a file's header names the metric it was saved with
             index.expansion_search = self.settings.ef_search
             if len(index) != marker.get("count") or _identity(self.path) != before:
                 return False  # damaged, or replaced by another process while it was checked
         except (OSError, ValueError, RuntimeError, KeyError):
             return False
+        self.unit = unit
         self._file_identity = before
         self.index = index
         self._candidates.clear()
@@ -161,6 +173,7 @@ class VectorIndex:
             assert self.path is not None
             index = self._new()
             index.load(self.path)
+            index.metric = self._metric()  # the file may predate a switch to cosine
             index.expansion_search = self.settings.ef_search
             self.index = index
             self.viewed = False
@@ -210,6 +223,7 @@ class VectorIndex:
             "xxh3": digest,
             "dimension": self.settings.dimension,
             "space": self.settings.space,
+            "unit": self.unit,
         }
         marker_tmp = private_tmp(self._marker_path())
         with open(marker_tmp, "w") as f:
@@ -247,8 +261,13 @@ class VectorIndex:
         if len(keys) == 0:
             return
         self._candidates.clear()
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if self.unit and not all_unit_length(vectors):
+            self._drain()
+            self.unit = False
+            self.index.metric = self._metric()
         if len(keys) < DEFER_BELOW:
-            for key, vector in zip(keys.tolist(), np.asarray(vectors, dtype=np.float32), strict=True):
+            for key, vector in zip(keys.tolist(), vectors, strict=True):
                 self._deferred[key] = vector
             self.changes_since_save += len(keys)
             if len(self._deferred) >= DEFER_MAX:
@@ -416,7 +435,7 @@ class VectorIndex:
 
     def _hnsw_batch(self, queries: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Unfiltered queries in one usearch call, on every core."""
-        matches = self.index.search(np.ascontiguousarray(queries, np.float32), k, threads=THREADS)
+        matches = self.index.search(self._graph_queries(queries), k, threads=THREADS)
         all_keys = np.asarray(matches.keys, np.int64).reshape(len(queries), -1)
         all_distances = np.asarray(matches.distances, np.float32).reshape(len(queries), -1)
         counts = np.asarray(matches.counts).reshape(-1)
@@ -433,8 +452,9 @@ class VectorIndex:
     def _hnsw_one(self, query: np.ndarray, k: int, candidates: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         size = len(self.index)
         fetch = k if candidates is None else min(size, max(4 * k, int(k * size / len(candidates) * 2)))
+        graph_query = self._graph_queries(query[None, :])[0]
         while True:
-            matches = self.index.search(query.astype(np.float32), fetch)
+            matches = self.index.search(graph_query, fetch)
             keys = np.asarray(matches.keys, dtype=np.int64)
             distances = np.asarray(matches.distances, dtype=np.float32)
             if candidates is not None:
@@ -449,6 +469,17 @@ class VectorIndex:
                 pool = self.keys() if candidates is None else candidates
                 return self.exact(query[None, :], pool, k)[0]
             fetch = min(size, fetch * 4)
+
+    def _graph_queries(self, queries: np.ndarray) -> np.ndarray:
+        """Queries as the graph compares them: scaled to unit length for an inner-product
+        (unit) index, where the cosine distance is 1 - the inner product."""
+        queries = np.ascontiguousarray(queries, np.float32)
+        if not self.unit:
+            return queries
+        wide = queries.astype(np.float64)
+        norms = np.sqrt(np.einsum("ij,ij->i", wide, wide))
+        norms[norms == 0] = 1.0  # a zero query stays zero: every distance is 1, as in chromadb
+        return (queries / norms[:, None]).astype(np.float32)
 
     def _candidate_set(self, candidates: np.ndarray) -> CandidateSet:
         """What searches derive from a filter's candidate keys, kept while they repeat.
@@ -520,6 +551,13 @@ class VectorIndex:
             order = np.lexsort((keys[best], fine))[:k]
             results.append((keys[best][order], fine[order].astype(np.float32)))
         return results
+
+
+def all_unit_length(vectors: np.ndarray) -> bool:
+    """True when every row's squared norm is within UNIT_TOLERANCE of 1 (summed in float64)."""
+    wide = vectors.astype(np.float64)
+    squares = np.einsum("ij,ij->i", wide, wide)
+    return bool((np.abs(squares - 1.0) <= UNIT_TOLERANCE).all())
 
 
 def exact_distances(
