@@ -197,7 +197,8 @@ class Collection:
         uris: Any = None,
     ) -> None:
         """Add records; ids that already exist are left unchanged (as chromadb does)."""
-        prepared = v.in_method("add")(self._prepare_write)("add", ids, embeddings, metadatas, documents, images, uris)
+        with v.in_method("add"):
+            prepared = self._prepare_write("add", ids, embeddings, metadatas, documents, images, uris)
         self._write("add", *prepared)
 
     def upsert(
@@ -210,9 +211,8 @@ class Collection:
         uris: Any = None,
     ) -> None:
         """Insert new ids, update existing ones (metadata merged key by key)."""
-        prepared = v.in_method("upsert")(self._prepare_write)(
-            "upsert", ids, embeddings, metadatas, documents, images, uris
-        )
+        with v.in_method("upsert"):
+            prepared = self._prepare_write("upsert", ids, embeddings, metadatas, documents, images, uris)
         self._write("upsert", *prepared)
 
     def update(
@@ -225,9 +225,8 @@ class Collection:
         uris: Any = None,
     ) -> None:
         """Change existing records; unknown ids are ignored."""
-        prepared = v.in_method("update")(self._prepare_write)(
-            "update", ids, embeddings, metadatas, documents, images, uris
-        )
+        with v.in_method("update"):
+            prepared = self._prepare_write("update", ids, embeddings, metadatas, documents, images, uris)
         self._write("update", *prepared)
 
     def delete(
@@ -238,7 +237,8 @@ class Collection:
         limit: int | None = None,
     ) -> dict[str, int]:
         """Delete records by id and/or filter; returns {"deleted": n}."""
-        id_list = v.in_method("delete")(_prepare_delete)(ids, where, where_document, limit)
+        with v.in_method("delete"):
+            id_list = _prepare_delete(ids, where, where_document, limit)
         return {"deleted": self._delete(id_list, where, where_document, limit)}
 
     def _delete(self, ids: list[str] | None, where: Any, where_document: Any, limit: int | None) -> int:
@@ -262,7 +262,8 @@ class Collection:
     ) -> GetResult:
         """Records by id and/or filter, in storage order (`as_of`: at an earlier snapshot)."""
         include = list(GET_INCLUDE_DEFAULT) if include is None else include
-        id_list = v.in_method("get")(_prepare_get)(ids, where, where_document, include)
+        with v.in_method("get"):
+            id_list = _prepare_get(ids, where, where_document, include)
         if as_of is not None:  # an earlier lake snapshot (vecduck.frames)
             from vecduck.frames import get_as_of
 
@@ -314,17 +315,10 @@ class Collection:
     ) -> QueryResult:
         """The `n_results` nearest records to each query, among those matching the filters."""
         include = list(QUERY_INCLUDE_DEFAULT) if include is None else include
-        vectors, id_list = v.in_method("query")(self._prepare_query)(
-            query_embeddings,
-            query_texts,
-            query_images,
-            query_uris,
-            ids,
-            n_results,
-            where,
-            where_document,
-            include,
-        )
+        with v.in_method("query"):
+            vectors, id_list = self._prepare_query(
+                query_embeddings, query_texts, query_images, query_uris, ids, n_results, where, where_document, include
+            )
         return self._query(vectors, n_results, id_list, where, where_document, include)
 
     def _prepare_query(
@@ -464,7 +458,8 @@ class Collection:
         configuration: dict[str, Any] | None = None,
     ) -> None:
         """Rename, replace the metadata, or change mutable HNSW settings."""
-        v.in_method("modify")(_prepare_modify)(metadata)
+        with v.in_method("modify"):
+            _prepare_modify(metadata)
         self._modify(name, metadata, configuration)
 
     def _modify(self, name: Any, metadata: Any, configuration: Any) -> None:

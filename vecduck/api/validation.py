@@ -8,39 +8,37 @@ second family, since clients have already run the first.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import math
 import re
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from vecduck.api.types import INCLUDE_ITEMS
 from vecduck.errors import DuplicateIDError, InvalidArgumentError
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 RESERVED_DOCUMENT_KEY = "chroma:document"
 
 
-def in_method(name: str) -> Callable[[F], F]:
-    """Suffix errors of the client-side phase with " in <name>." as chromadb does."""
+class in_method:  # noqa: N801 - used like a function: `with in_method("add"):`
+    """Suffix errors raised in the block with " in <name>." as chromadb does for its
+    client-side checks (a plain class: this runs on every call)."""
 
-    def decorate(func: F) -> F:
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return func(*args, **kwargs)
-            except Exception as exc:
-                exc.args = (f"{exc.args[0] if exc.args else ''} in {name}.", *exc.args[1:])
-                raise
+    __slots__ = ("name",)
 
-        return wrapper  # type: ignore[return-value]
+    def __init__(self, name: str) -> None:
+        self.name = name
 
-    return decorate
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _tb: Any) -> bool:
+        if isinstance(exc, Exception):
+            exc.args = (f"{exc.args[0] if exc.args else ''} in {self.name}.", *exc.args[1:])
+        return False
 
 
 # -- unpacking -------------------------------------------------------------------------

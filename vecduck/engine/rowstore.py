@@ -44,6 +44,7 @@ class RowStore:
         self.tail: list[pa.Table] = []
         self.tail_rows = 0
         self._tail_table: pa.Table | None = None
+        self._base_batch: pa.RecordBatch | pa.Table | None = None  # the base as one batch
         self.position = np.full(0, -1, np.int64)  # key -> row position (base, then tail)
         self.live = 0
 
@@ -64,7 +65,7 @@ class RowStore:
         start = self._rows()
         self.position[keys] = np.arange(start, start + live.num_rows)
         if self.base is None:
-            self.base = live.combine_chunks()
+            self.base, self._base_batch = live.combine_chunks(), None
         else:
             self.tail.append(live)
             self.tail_rows += live.num_rows
@@ -90,6 +91,7 @@ class RowStore:
             table = _concat([t for t in [self.base, *self.tail] if t is not None]).combine_chunks()
             keys = None
         self.base, self.tail, self.tail_rows, self._tail_table = table.combine_chunks(), [], 0, None
+        self._base_batch = None
         if keys is not None:
             self.position[:] = -1
             self.position[keys] = np.arange(len(keys))
@@ -111,9 +113,9 @@ class RowStore:
         if self.base is None:
             raise LookupError("no rows")
         positions = self.position[np.asarray(keys, np.int64)]
-        base = self.base if columns is None else self.base.select(columns)
         if not self.tail:
-            return base.take(positions_array(positions))
+            return self._take_from_base(positions, columns)
+        base = self.base if columns is None else self.base.select(columns)
         if self._tail_table is None:
             self._tail_table = _concat(self.tail).combine_chunks()
         tail = self._tail_table if columns is None else self._tail_table.select(columns)
@@ -131,6 +133,16 @@ class RowStore:
             ]
         )
         return both.take(positions_array(np.argsort(order, kind="stable")))
+
+    def _take_from_base(self, positions: np.ndarray, columns: list[str] | None) -> pa.Table:
+        """Rows at base `positions`, taken from the base as one record batch: a batch's
+        take costs half a chunked table's, which shows on every query's few hits."""
+        if self._base_batch is None:
+            batches = self.base.to_batches()
+            self._base_batch = batches[0] if len(batches) == 1 else self.base
+        view = self._base_batch if columns is None else self._base_batch.select(columns)
+        taken = view.take(positions_array(positions))
+        return taken if isinstance(taken, pa.Table) else pa.Table.from_batches([taken])
 
     def _parts(self):
         """(first row position, table) of the base and each tail chunk."""

@@ -492,11 +492,12 @@ class Store:
                 self.con.execute(f"ALTER TABLE {quote(state.mirror)} ADD COLUMN {quote(column)} {SQL_TYPES[kind]}")
                 state.mirror_columns.add(column)
 
-    def _apply(self, state: OpenCollection, rows: pa.Table) -> None:
+    def _apply(self, state: OpenCollection, rows: pa.Table, vectors: np.ndarray | None = None) -> None:
         """Apply resolved rows: to the index at once, to the mirror at the next read.
 
         Deferring the mirror keeps a loop of single-row writes free of DuckDB
-        statements; `state.unapplied` answers for those rows until then.
+        statements; `state.unapplied` answers for those rows until then. `vectors`, when
+        the writer has them, are the (all live) rows' vectors, not read back from Arrow.
         """
         if rows.num_rows == 0:
             return
@@ -509,10 +510,9 @@ class Store:
             state.index.remove(rows.column("_key").to_numpy(zero_copy_only=False)[deleted])
             alive = rows.filter(pa.array(~deleted)) if deleted.any() else rows
             if alive.num_rows:
-                state.index.add(
-                    alive.column("_key").to_numpy(),
-                    embeddings_matrix(alive.column("embedding"), state.index.settings.dimension),
-                )
+                if vectors is None or alive is not rows:
+                    vectors = embeddings_matrix(alive.column("embedding"), state.index.settings.dimension)
+                state.index.add(int_column(alive, "_key"), vectors)
         state.unapplied.append(rows)
         if rows.num_rows > 1_000 or len(state.unapplied) > 1_000:
             self._materialize(state)
@@ -680,7 +680,7 @@ class Store:
                 record.dimension = dimension
             if not buffered:
                 self._commit_to_lake(collection_id, [rows])
-            self._after_write(state, rows, buffered, version)
+            self._after_write(state, rows, buffered, version, vectors)
 
     def delete(
         self,
@@ -707,9 +707,11 @@ class Store:
             self._after_write(state, rows, buffered, version)
             return len(matched.ids)
 
-    def _after_write(self, state: OpenCollection, rows: pa.Table, buffered: bool, version: int) -> None:
+    def _after_write(
+        self, state: OpenCollection, rows: pa.Table, buffered: bool, version: int, vectors: np.ndarray | None = None
+    ) -> None:
         state.version = version
-        self._apply(state, rows)
+        self._apply(state, rows, vectors)
         if buffered:
             state.pending_rows += rows.num_rows
             if state.pending_rows >= FLUSH_ROWS:
@@ -914,7 +916,10 @@ class Store:
                 candidates = self._candidates(state, sql, params)
             self._materialize(state)
             hits = state.index.search(queries, n_results, candidates)
-            all_keys = unique_keys(np.concatenate([keys for keys, _ in hits])) if hits else np.empty(0, np.int64)
+            if len(hits) == 1:  # one query's hits are distinct already
+                all_keys = hits[0][0]
+            else:
+                all_keys = unique_keys(np.concatenate([keys for keys, _ in hits])) if hits else np.empty(0, np.int64)
             columns = ["id", *(name for name in HIT_FIELDS if name in fields)]
             rows = rows_from(state.rows.take(all_keys, columns) if len(all_keys) else None, all_keys)
             if with_vectors:
