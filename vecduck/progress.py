@@ -80,7 +80,7 @@ def progress(
     """
     if total is None and iterable is not None and hasattr(iterable, "__len__"):
         total = len(iterable)  # type: ignore[arg-type]
-    show = is_enabled() and (enabled if enabled is not None else total is not None and total > min_total)
+    show = (enabled if enabled is not None else total is not None and total > min_total) and is_enabled()
     if not show:
         return _NullBar(iterable)
     try:

@@ -79,9 +79,13 @@ class CollectionRecord:
     columns: ColumnMap = field(default_factory=dict)
 
 
+# Explicit options: without them pyarrow reads two environment variables per stream.
+IPC_OPTIONS = pa.ipc.IpcWriteOptions()
+
+
 def arrow_to_blob(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
+    with pa.ipc.new_stream(sink, table.schema, options=IPC_OPTIONS) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
 

@@ -16,6 +16,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from vecduck.engine.arrays import numeric_array
 from vecduck.engine.columns import ColumnMap, typed_columns
 
 RESOLVED_SCHEMA = pa.schema(
@@ -38,8 +39,11 @@ def embedding_array(vectors: np.ndarray | None, n: int) -> pa.Array:
         return pa.nulls(n, pa.list_(pa.float32()))
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     dimension = vectors.shape[1] if vectors.ndim == 2 else 0
-    offsets = pa.array(np.arange(0, n * dimension + 1, dimension, dtype=np.int32) if n else [0], pa.int32())
-    return pa.ListArray.from_arrays(offsets, pa.array(vectors.reshape(-1)))
+    if n and dimension:
+        offsets = np.arange(0, n * dimension + 1, dimension, dtype=np.int32)
+    else:
+        offsets = np.zeros(n + 1, np.int32)
+    return pa.ListArray.from_arrays(numeric_array(offsets), numeric_array(vectors.reshape(-1)))
 
 
 def embeddings_matrix(column: pa.ChunkedArray | pa.Array, dimension: int) -> np.ndarray:
@@ -112,13 +116,13 @@ def resolved_table(
     return pa.table(
         {
             "id": pa.array(ids, pa.string()),
-            "_key": pa.array(np.asarray(keys, dtype=np.int64)),
-            "_seq": pa.array(np.full(n, seq, dtype=np.int64)),
+            "_key": numeric_array(np.asarray(keys, dtype=np.int64)),
+            "_seq": numeric_array(np.full(n, seq, dtype=np.int64)),
             "embedding": embedding_array(embeddings, n),
             "document": pa.array(documents, pa.string()),
             "uri": pa.array(uris, pa.string()),
             "metadata": pa.array([dump_metadata(m) for m in metadatas], pa.string()),
-            "_deleted": pa.array(np.zeros(n, dtype=bool)),
+            "_deleted": pa.repeat(False, n),
         },
         schema=RESOLVED_SCHEMA,
     )
@@ -130,13 +134,13 @@ def tombstones(ids: Sequence[str], keys: Sequence[int] | np.ndarray, seq: int) -
     return pa.table(
         {
             "id": pa.array(ids, pa.string()),
-            "_key": pa.array(np.asarray(keys, dtype=np.int64)),
-            "_seq": pa.array(np.full(n, seq, dtype=np.int64)),
+            "_key": numeric_array(np.asarray(keys, dtype=np.int64)),
+            "_seq": numeric_array(np.full(n, seq, dtype=np.int64)),
             "embedding": pa.nulls(n, pa.list_(pa.float32())),
             "document": pa.nulls(n, pa.string()),
             "uri": pa.nulls(n, pa.string()),
             "metadata": pa.nulls(n, pa.string()),
-            "_deleted": pa.array(np.ones(n, dtype=bool)),
+            "_deleted": pa.repeat(True, n),
         },
         schema=RESOLVED_SCHEMA,
     )
