@@ -65,7 +65,7 @@ def dump_metadata(metadata: Mapping[str, object] | None) -> str | None:
         return json.dumps(metadata, ensure_ascii=False, allow_nan=False)
 
 
-def load_metadata(text: str | None) -> dict[str, object] | None:
+def load_metadata(text: str | bytes | None) -> dict[str, object] | None:
     if text is None:
         return None
     try:

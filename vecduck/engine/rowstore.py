@@ -29,6 +29,47 @@ MERGE_SHARE = 8
 MERGE_MIN = 2_048
 
 
+# Up to this many keys, `strings` reads values straight from the Arrow buffers.
+FEW_KEYS = 256
+
+
+class StringViews:
+    """Zero-copy views of a table's string columns, for reading a few values by position.
+
+    An Arrow `take` of 10 rows costs ~40-90 us whatever it takes (kernel dispatch, a new
+    table, then `to_pylist`); slicing the documented buffers (offsets, data, validity)
+    costs ~1 us a value. That difference is a tenth of a query's time."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self._table = table
+        self._columns: dict[str, tuple[np.ndarray, memoryview, np.ndarray | None]] = {}
+
+    def column(self, name: str) -> tuple[np.ndarray, memoryview, np.ndarray | None]:
+        found = self._columns.get(name)
+        if found is None:
+            array = self._table.column(name).combine_chunks()
+            if pa.types.is_large_string(array.type):
+                width = np.int64
+            elif pa.types.is_string(array.type):
+                width = np.int32
+            else:
+                raise TypeError(f"{name} is not a string column")
+            _validity, offsets, data = array.buffers()
+            starts = np.frombuffer(offsets, width, len(array) + 1, array.offset * np.dtype(width).itemsize)
+            valid = None if array.null_count == 0 else np.asarray(array.is_valid())
+            found = (starts, memoryview(data) if data is not None else memoryview(b""), valid)
+            self._columns[name] = found
+        return found
+
+    def values(self, name: str, positions: list[int]) -> list[bytes | None]:
+        """The UTF-8 bytes at `positions` (None where null)."""
+        starts, data, valid = self.column(name)
+        bounds = [(int(starts[p]), int(starts[p + 1])) for p in positions]
+        if valid is None:
+            return [bytes(data[a:b]) for a, b in bounds]
+        return [bytes(data[a:b]) if valid[p] else None for p, (a, b) in zip(positions, bounds, strict=True)]
+
+
 def _concat(tables: list[pa.Table]) -> pa.Table:
     """Tables of rows whose columns differ only by metadata columns added later."""
     if len(tables) == 1:
@@ -45,6 +86,7 @@ class RowStore:
         self.tail_rows = 0
         self._tail_table: pa.Table | None = None
         self._base_batch: pa.RecordBatch | pa.Table | None = None  # the base as one batch
+        self._views: dict[int, StringViews] = {}  # by id() of the base / the merged tail
         self.position = np.full(0, -1, np.int64)  # key -> row position (base, then tail)
         self.live = 0
 
@@ -65,11 +107,12 @@ class RowStore:
         start = self._rows()
         self.position[keys] = np.arange(start, start + live.num_rows)
         if self.base is None:
-            self.base, self._base_batch = live.combine_chunks(), None
+            self.base, self._base_batch, self._views = live.combine_chunks(), None, {}
         else:
             self.tail.append(live)
             self.tail_rows += live.num_rows
             self._tail_table = None
+            self._views = {}
         if self.tail_rows >= max(MERGE_MIN, self.base.num_rows // MERGE_SHARE):
             self._merge()
 
@@ -91,7 +134,7 @@ class RowStore:
             table = _concat([t for t in [self.base, *self.tail] if t is not None]).combine_chunks()
             keys = None
         self.base, self.tail, self.tail_rows, self._tail_table = table.combine_chunks(), [], 0, None
-        self._base_batch = None
+        self._base_batch, self._views = None, {}
         if keys is not None:
             self.position[:] = -1
             self.position[keys] = np.arange(len(keys))
@@ -143,6 +186,27 @@ class RowStore:
         view = self._base_batch if columns is None else self._base_batch.select(columns)
         taken = view.take(positions_array(positions))
         return taken if isinstance(taken, pa.Table) else pa.Table.from_batches([taken])
+
+    def strings(self, keys: np.ndarray, columns: list[str]) -> dict[str, list[bytes | None]] | None:
+        """UTF-8 values of string `columns` at a few live `keys` (in that order), read from
+        the Arrow buffers; None when the keys are too many for that to pay."""
+        if self.base is None or len(keys) > FEW_KEYS:
+            return None
+        positions = self.position[np.asarray(keys, np.int64)].tolist()
+        cut = self.base.num_rows
+        if self.tail and self._tail_table is None:
+            self._tail_table = _concat(self.tail).combine_chunks()
+        if all(position < cut for position in positions):
+            base = self._views_of(self.base)
+            return {name: base.values(name, positions) for name in columns}
+        places = [(self.base, p) if p < cut else (self._tail_table, p - cut) for p in positions]
+        return {name: [self._views_of(table).values(name, [at])[0] for table, at in places] for name in columns}
+
+    def _views_of(self, table: pa.Table) -> StringViews:
+        views = self._views.get(id(table))
+        if views is None:
+            views = self._views[id(table)] = StringViews(table)
+        return views
 
     def _parts(self):
         """(first row position, table) of the base and each tail chunk."""

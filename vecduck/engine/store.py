@@ -921,7 +921,11 @@ class Store:
             else:
                 all_keys = unique_keys(np.concatenate([keys for keys, _ in hits])) if hits else np.empty(0, np.int64)
             columns = ["id", *(name for name in HIT_FIELDS if name in fields)]
-            rows = rows_from(state.rows.take(all_keys, columns) if len(all_keys) else None, all_keys)
+            few = state.rows.strings(all_keys, columns) if len(all_keys) else None
+            if few is not None:
+                rows = rows_from_strings(few, all_keys)
+            else:
+                rows = rows_from(state.rows.take(all_keys, columns) if len(all_keys) else None, all_keys)
             if with_vectors:
                 rows.vectors = self._vectors_of(state, rows.keys)
             position = dict(zip(all_keys.tolist(), range(len(all_keys)), strict=True))
@@ -940,6 +944,21 @@ def rows_from(table: pa.Table | None, keys: np.ndarray | None = None) -> Rows:
         documents=table.column("document").to_pylist() if "document" in names else [],
         uris=table.column("uri").to_pylist() if "uri" in names else [],
         metadatas=load_metadata_column(table.column("metadata")) if "metadata" in names else [],
+    )
+
+
+def rows_from_strings(values: dict[str, list[bytes | None]], keys: np.ndarray) -> Rows:
+    """Rows from the UTF-8 values of `RowStore.strings` (the fields asked, and "id")."""
+
+    def texts(name: str) -> list[str | None]:
+        return [None if v is None else v.decode() for v in values[name]] if name in values else []
+
+    return Rows(
+        ids=[v.decode() for v in values["id"]],  # type: ignore[union-attr]  # ids are never null
+        keys=keys,
+        documents=texts("document"),
+        uris=texts("uri"),
+        metadatas=[load_metadata(v) for v in values["metadata"]] if "metadata" in values else [],
     )
 
 
