@@ -105,7 +105,8 @@ class Registry:
         self._conn.executescript(SCHEMA)
         known = {row[1] for row in self._conn.execute("PRAGMA table_info(collections)")}
         if "lake_intent" not in known:  # a folder from before lake_intent
-            self._conn.execute("ALTER TABLE collections ADD COLUMN lake_intent INTEGER NOT NULL DEFAULT 0")
+            with suppress(sqlite3.OperationalError):  # another process added it first
+                self._conn.execute("ALTER TABLE collections ADD COLUMN lake_intent INTEGER NOT NULL DEFAULT 0")
         self._thread_lock = threading.RLock()
         self._lock_file = open(lock_path, "a+b")  # noqa: SIM115 - held for the registry's life
         self._lock_depth = 0
