@@ -57,6 +57,7 @@ METRICS = [
 def worker(phase: str, system: str, spec: str, folder: Path, repeats: int) -> dict:
     command = [sys.executable, str(HERE / "worker.py"), phase, system, spec, str(folder), "--repeats", str(repeats)]
     env = {**os.environ, "VECDUCK_PROGRESS": "0", "ANONYMIZED_TELEMETRY": "False"}
+    os.sync()  # the last phase's files reach the disk first: no phase pays for another's writeback
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=HERE)
     if done.returncode != 0:
         print(f"  {system} {phase} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
@@ -85,7 +86,7 @@ def bench_dataset(spec: str, systems: list[str], work: Path, repeats: int, inges
         figures: dict = {}
         started = time.perf_counter()
         for phase in phases:
-            runs = ingest_repeats if phase in ("ingest", "frame") else (1 if phase in ("query", "loop") else repeats)
+            runs = ingest_repeats if phase in ("ingest", "frame", "loop") else (1 if phase == "query" else repeats)
             scratch = work / f"{spec}-{system}-{phase}" if phase in ("frame", "loop") else folder
             got = [worker(phase, system, spec, scratch, repeats) for _ in range(runs)]
             figures.update(median_merge(got))

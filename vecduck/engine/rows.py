@@ -111,21 +111,28 @@ def resolved_table(
     uris: Sequence[str | None],
     metadatas: Sequence[Mapping[str, object] | None],
 ) -> pa.Table:
-    """Live resolved rows of one write."""
+    """Live resolved rows of one write (built column by column: this runs once per add)."""
     n = len(ids)
-    return pa.table(
-        {
-            "id": pa.array(ids, pa.string()),
-            "_key": numeric_array(np.asarray(keys, dtype=np.int64)),
-            "_seq": numeric_array(np.full(n, seq, dtype=np.int64)),
-            "embedding": embedding_array(embeddings, n),
-            "document": pa.array(documents, pa.string()),
-            "uri": pa.array(uris, pa.string()),
-            "metadata": pa.array([dump_metadata(m) for m in metadatas], pa.string()),
-            "_deleted": pa.repeat(False, n),
-        },
+    return pa.Table.from_arrays(
+        [
+            pa.array(ids, pa.string()),
+            numeric_array(np.asarray(keys, dtype=np.int64)),
+            numeric_array(np.full(n, seq, dtype=np.int64)),
+            embedding_array(embeddings, n),
+            string_array(documents),
+            string_array(uris),
+            string_array([dump_metadata(m) for m in metadatas]),
+            pa.repeat(False, n),
+        ],
         schema=RESOLVED_SCHEMA,
     )
+
+
+def string_array(values: Sequence[str | None]) -> pa.Array:
+    """A string column; one of nulls only is made without looking at the values."""
+    if all(value is None for value in values):
+        return pa.nulls(len(values), pa.string())
+    return pa.array(values, pa.string())
 
 
 def tombstones(ids: Sequence[str], keys: Sequence[int] | np.ndarray, seq: int) -> pa.Table:
