@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -11,6 +12,10 @@ Include = list[IncludeItem]
 Metadata = dict[str, Any]
 Where = dict[str, Any]
 WhereDocument = dict[str, Any]
+
+# How a sparse vector travels in JSON (chromadb's transport format): a tagged object.
+TYPE_KEY = "#type"
+SPARSE_VECTOR_TYPE_VALUE = "sparse_vector"
 
 INCLUDE_ITEMS: tuple[str, ...] = ("documents", "embeddings", "metadatas", "distances", "uris", "data")
 GET_INCLUDE_DEFAULT: tuple[str, ...] = ("metadatas", "documents")
@@ -58,3 +63,78 @@ class QueryResult(_Frames, dict):  # type: ignore[type-arg]
 
 def empty_embeddings(dimension: int | None) -> np.ndarray:
     return np.empty((0, dimension or 0), dtype=np.float32)
+
+
+@dataclass
+class SparseVector:
+    """A sparse vector as metadata value or query: strictly ascending `indices` with their `values`.
+
+    The same checks as chromadb's `SparseVector` run at construction (ValueError), so a
+    bad vector is refused where it is made; `labels` optionally names each index (BM25
+    tokens). chromadb's own SparseVector objects are accepted wherever this one is.
+    """
+
+    indices: list[int]
+    values: list[float]
+    labels: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.indices, list):
+            raise ValueError(f"Expected SparseVector indices to be a list, got {type(self.indices).__name__}")
+        if not isinstance(self.values, list):
+            raise ValueError(f"Expected SparseVector values to be a list, got {type(self.values).__name__}")
+        if len(self.indices) != len(self.values):
+            raise ValueError(
+                "SparseVector indices and values must have the same length, "
+                f"got {len(self.indices)} indices and {len(self.values)} values"
+            )
+        if self.labels is not None:
+            if not isinstance(self.labels, list):
+                raise ValueError(f"Expected SparseVector labels to be a list, got {type(self.labels).__name__}")
+            if len(self.labels) != len(self.indices):
+                raise ValueError(
+                    "SparseVector labels must have the same length as indices and values, "
+                    f"got {len(self.labels)} labels, {len(self.indices)} indices"
+                )
+        for i, index in enumerate(self.indices):
+            if not isinstance(index, int):
+                raise ValueError(f"SparseVector indices must be integers, got {type(index).__name__} at position {i}")
+            if index < 0:
+                raise ValueError(f"SparseVector indices must be non-negative, got {index} at position {i}")
+        for i, value in enumerate(self.values):
+            if not isinstance(value, (int, float)):
+                raise ValueError(f"SparseVector values must be numbers, got {type(value).__name__} at position {i}")
+        for i in range(1, len(self.indices)):
+            if self.indices[i] <= self.indices[i - 1]:
+                raise ValueError(
+                    "SparseVector indices must be sorted in strictly ascending order, "
+                    f"found indices[{i}]={self.indices[i]} <= indices[{i - 1}]={self.indices[i - 1]}"
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The transport form: `{"#type": "sparse_vector", "indices", "values"[, "tokens"]}`."""
+        result: dict[str, Any] = {TYPE_KEY: SPARSE_VECTOR_TYPE_VALUE, "indices": self.indices, "values": self.values}
+        if self.labels is not None:
+            result["tokens"] = self.labels
+        return result
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SparseVector:
+        """From the transport form (the `#type` tag is required)."""
+        if data.get(TYPE_KEY) != SPARSE_VECTOR_TYPE_VALUE:
+            raise ValueError(f"Expected {TYPE_KEY}='{SPARSE_VECTOR_TYPE_VALUE}', got {data.get(TYPE_KEY)}")
+        return cls(indices=data["indices"], values=data["values"], labels=data.get("tokens"))
+
+
+def is_sparse_vector(value: object) -> bool:
+    """A SparseVector of vecduck's or chromadb's (duck-typed: chromadb need not be installed)."""
+    return type(value).__name__ == "SparseVector" and hasattr(value, "indices") and hasattr(value, "values")
+
+
+def as_sparse_vector(value: Any) -> SparseVector:
+    """vecduck's SparseVector for one of ours, chromadb's, or the tagged transport dict."""
+    if isinstance(value, SparseVector):
+        return value
+    if isinstance(value, dict):
+        return SparseVector.from_dict(value)
+    return SparseVector(list(value.indices), list(value.values), getattr(value, "labels", None))
