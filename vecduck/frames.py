@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vecduck.api import validation as v
+from vecduck.engine.columns import ARROW_TYPES, column_value
 from vecduck.errors import InvalidArgumentError
 from vecduck.progress import progress
 
@@ -455,6 +456,13 @@ def _metadata_columns(metadatas: list[dict[str, Any] | None]) -> dict[str, pa.Ar
     out: dict[str, pa.Array] = {}
     for key in keys:
         values = [None if m is None else m.get(key) for m in metadatas]
+        if any(type(x).__name__ == "SparseVector" for x in values):
+            try:
+                sparse = [None if x is None else column_value(x, "sparse") for x in values]
+                out[key] = pa.array(sparse, ARROW_TYPES["sparse"])
+                continue
+            except (pa.ArrowInvalid, pa.ArrowTypeError, AttributeError):
+                values = [x.to_dict() if type(x).__name__ == "SparseVector" else x for x in values]
         try:
             out[key] = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -505,6 +513,38 @@ def result_to_arrow(result: dict[str, Any]) -> pa.Table:
         columns["embedding"] = vectors_array(matrix)
     metadatas = flat("metadatas")
     if metadatas is not None:
+        for key, array in _metadata_columns(metadatas).items():
+            columns[key if key not in columns else f"{key}__metadata"] = array
+    return pa.table(columns)
+
+
+def search_result_to_arrow(result: dict[str, Any]) -> pa.Table:
+    """A search result as an Arrow table: one row per hit, with `search` (the index of the
+    search in the call) and `rank` (0 = first), then id, score, document, embedding (those
+    selected) and one column per selected metadata key."""
+    ids = result.get("ids") or []
+    counts = [len(part) for part in ids]
+    columns: dict[str, Any] = {
+        "search": pa.array(np.repeat(np.arange(len(counts), dtype=np.int64), counts)),
+        "rank": pa.array(np.concatenate([np.arange(n, dtype=np.int64) for n in counts] or [[]]).astype(np.int64)),
+        "id": pa.array([x for part in ids for x in part], pa.string()),
+    }
+
+    def flat(field: str) -> list[Any] | None:
+        parts = result.get(field)
+        if parts is None or all(part is None for part in parts):
+            return None
+        return [x for part, n in zip(parts, counts, strict=True) for x in (part if part is not None else [None] * n)]
+
+    if (scores := flat("scores")) is not None:
+        columns["score"] = pa.array(scores, pa.float64())
+    if (documents := flat("documents")) is not None:
+        columns["document"] = pa.array(documents, pa.string())
+    if (embeddings := flat("embeddings")) is not None:
+        columns["embedding"] = pa.array(
+            [None if e is None else np.asarray(e, np.float32) for e in embeddings], pa.list_(pa.float32())
+        )
+    if (metadatas := flat("metadatas")) is not None:
         for key, array in _metadata_columns(metadatas).items():
             columns[key if key not in columns else f"{key}__metadata"] = array
     return pa.table(columns)

@@ -61,6 +61,49 @@ class QueryResult(_Frames, dict):  # type: ignore[type-arg]
         return self["ids"]
 
 
+# A search result's row fields and the column-major field each comes from.
+ROW_FIELDS = (("document", "documents"), ("embedding", "embeddings"), ("metadata", "metadatas"), ("score", "scores"))
+
+
+class SearchResult(dict):  # type: ignore[type-arg]
+    """The answer of `Collection.search`, column-major as chromadb's: `ids`, `documents`,
+    `embeddings`, `metadatas`, `scores` and `select`, one entry per search (a field the
+    search did not select is None)."""
+
+    @property
+    def ids(self) -> list[list[str]]:
+        return self["ids"]
+
+    def rows(self) -> list[list[dict[str, Any]]]:
+        """Row-major: per search, one dict per hit with `id` and whatever was selected."""
+        per_search = []
+        for position, ids in enumerate(self.get("ids", [])):
+            columns = [(name, (self.get(plural) or [None] * (position + 1))[position]) for name, plural in ROW_FIELDS]
+            hits = []
+            for i, record_id in enumerate(ids):
+                row: dict[str, Any] = {"id": record_id}
+                for name, values in columns:
+                    if values is not None and values[i] is not None:
+                        row[name] = values[i]
+                hits.append(row)
+            per_search.append(hits)
+        return per_search
+
+    def to_arrow(self) -> Any:
+        """One row per hit: `search` (which search), `rank`, id, score and the selected fields."""
+        from vecduck.frames import search_result_to_arrow
+
+        return search_result_to_arrow(self)
+
+    def to_pandas(self) -> Any:
+        return self.to_arrow().to_pandas()
+
+    def to_polars(self) -> Any:
+        from vecduck.frames import to_polars
+
+        return to_polars(self.to_arrow())
+
+
 def empty_embeddings(dimension: int | None) -> np.ndarray:
     return np.empty((0, dimension or 0), dtype=np.float32)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from vecduck.api.types import INCLUDE_ITEMS
+from vecduck.api.types import INCLUDE_ITEMS, SparseVector, as_sparse_vector, is_sparse_vector
 from vecduck.errors import DuplicateIDError, InvalidArgumentError
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
@@ -177,7 +177,7 @@ def validate_metadata(metadata: Any) -> None:
             raise TypeError(f"Expected metadata key to be a str, got {key} which is a {type(key).__name__}")
         if isinstance(value, list):
             _validate_list_value(key, value)
-        elif not isinstance(value, (str, int, float, bool, type(None))):
+        elif not isinstance(value, (str, int, float, bool, type(None))) and not is_sparse_vector(value):
             raise ValueError(
                 "Expected metadata value to be a str, int, float, bool, SparseVector, list, or None,"
                 f" got {value} which is a {type(value).__name__}"
@@ -302,6 +302,8 @@ def check_text(value: Any, what: str) -> None:
             stack.extend(item.values())
         elif isinstance(item, (list, tuple)):
             stack.extend(item)
+        elif is_sparse_vector(item) and getattr(item, "labels", None):
+            stack.extend(item.labels)
     try:
         "".join(strings).encode("utf-8")
     except UnicodeEncodeError:
@@ -391,6 +393,27 @@ def _check_scalar(value: Any, what: str) -> None:
         raise InvalidArgumentError(f"Validation error: {what} is outside the 64-bit integer range")
 
 
+SPARSE_INDEX_LIMIT = 2**32  # chromadb stores sparse indices as unsigned 32-bit integers
+
+
+def check_sparse_vector(value: Any, what: str) -> SparseVector:
+    """A sparse vector (vecduck's, chromadb's, or the tagged transport dict) as the server
+    checks it: strictly ascending 32-bit indices, finite values; returned as vecduck's."""
+    try:
+        vector = as_sparse_vector(value)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InvalidArgumentError(f"Validation error: {what} is not a valid sparse vector: {exc}") from None
+    if any(index >= SPARSE_INDEX_LIMIT or isinstance(index, bool) for index in vector.indices):
+        raise InvalidArgumentError(f"Validation error: {what}: sparse vector indices must be below 2**32")
+    values = [float(number) for number in vector.values]
+    if not all(math.isfinite(number) for number in values):
+        raise InvalidArgumentError(f"Validation error: {what}: sparse vector values must be finite numbers")
+    labels = vector.labels
+    if labels is not None and not all(isinstance(label, str) for label in labels):
+        raise InvalidArgumentError(f"Validation error: {what}: sparse vector labels must be strings")
+    return SparseVector(list(vector.indices), values, None if labels is None else list(labels))
+
+
 def check_record_ids(ids: Sequence[str]) -> None:
     for record_id in ids:
         if not isinstance(record_id, str):
@@ -433,6 +456,8 @@ def check_record_metadatas(
                     _check_scalar(item, f"metadata value of {key!r}")
             elif isinstance(value, (str, int, float, bool)):
                 _check_scalar(value, f"metadata value of {key!r}")
+            elif is_sparse_vector(value) or isinstance(value, dict):
+                value = check_sparse_vector(value, f"metadata value of {key!r} at index {position}")
             else:
                 raise InvalidArgumentError(
                     f"Validation error: metadatas: value of {key!r} at index {position} has an unsupported type"

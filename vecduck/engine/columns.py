@@ -40,6 +40,7 @@ SQL_TYPES: dict[str, str] = {
     "int[]": "BIGINT[]",
     "float[]": "DOUBLE[]",
     "bool[]": "BOOLEAN[]",
+    "sparse": 'STRUCT(indices UINTEGER[], "values" FLOAT[], labels VARCHAR[])',
 }
 ARROW_TYPES: dict[str, pa.DataType] = {
     "str": pa.string(),
@@ -50,6 +51,10 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "int[]": pa.list_(pa.int64()),
     "float[]": pa.list_(pa.float64()),
     "bool[]": pa.list_(pa.bool_()),
+    # a sparse vector: its indices, values and optional labels (BM25 tokens), as chromadb stores them
+    "sparse": pa.struct(
+        [("indices", pa.list_(pa.uint32())), ("values", pa.list_(pa.float32())), ("labels", pa.list_(pa.string()))]
+    ),
 }
 
 ColumnMap = dict[tuple[str, str], str]
@@ -84,6 +89,8 @@ def value_kind(value: object) -> str:
         return kind
     if kind == "float" and math.isfinite(value):  # type: ignore[arg-type]
         return kind
+    if type(value).__name__ == "SparseVector":
+        return "sparse"
     if isinstance(value, list):
         if not value:
             raise InvalidArgumentError("Metadata lists cannot be empty")
@@ -97,9 +104,12 @@ def value_kind(value: object) -> str:
 
 
 def column_value(value: object, kind: str) -> object:
-    """The value as its column stores it (ints in a float list become floats)."""
+    """The value as its column stores it (ints in a float list become floats, a sparse
+    vector its fields)."""
     if kind == "float[]":
         return [float(v) for v in value]  # type: ignore[union-attr]
+    if kind == "sparse":
+        return {"indices": value.indices, "values": value.values, "labels": value.labels}  # type: ignore[attr-defined]
     return value
 
 
@@ -139,5 +149,5 @@ def typed_columns(metadatas: list[Mapping[str, object] | None], column_map: Colu
             column = values.get((key, kind))
             if column is None:
                 column = values[(key, kind)] = [None] * n
-            column[row] = column_value(value, kind) if kind == "float[]" else value
+            column[row] = column_value(value, kind) if kind in ("float[]", "sparse") else value
     return {column_map[pair]: pa.array(column, type=ARROW_TYPES[pair[1]]) for pair, column in values.items()}

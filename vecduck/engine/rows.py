@@ -55,23 +55,49 @@ def embeddings_matrix(column: pa.ChunkedArray | pa.Array, dimension: int) -> np.
     return flat.reshape(len(array), dimension)
 
 
+def _transport(value: object) -> object:
+    """JSON for what orjson does not know: a sparse vector as chromadb's tagged dict."""
+    to_dict = getattr(value, "to_dict", None)
+    if to_dict is not None and type(value).__name__ == "SparseVector":
+        return to_dict()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 def dump_metadata(metadata: Mapping[str, object] | None) -> str | None:
-    """Metadata as JSON text (validated before: finite numbers, 64-bit ints, str keys)."""
+    """Metadata as JSON text (validated before: finite numbers, 64-bit ints, str keys);
+    a sparse vector is stored in chromadb's transport form, `{"#type": "sparse_vector", ...}`."""
     if metadata is None:
         return None
     try:
-        return orjson.dumps(metadata).decode()
+        return orjson.dumps(metadata, default=_transport, option=orjson.OPT_PASSTHROUGH_DATACLASS).decode()
     except TypeError:  # a value orjson does not know: the standard library's rules
-        return json.dumps(metadata, ensure_ascii=False, allow_nan=False)
+        return json.dumps(metadata, ensure_ascii=False, allow_nan=False, default=_transport, separators=(",", ":"))
+
+
+SPARSE_TAG = '"#type":"sparse_vector"'
+
+
+def revive_sparse(metadata: dict[str, object] | None) -> dict[str, object] | None:
+    """Tagged sparse-vector dicts in decoded metadata back into SparseVector objects."""
+    if metadata:
+        from vecduck.api.types import SparseVector
+
+        for key, value in metadata.items():
+            if isinstance(value, dict) and value.get("#type") == "sparse_vector":
+                metadata[key] = SparseVector.from_dict(value)
+    return metadata
 
 
 def load_metadata(text: str | bytes | None) -> dict[str, object] | None:
     if text is None:
         return None
     try:
-        return orjson.loads(text)
+        decoded = orjson.loads(text)
     except orjson.JSONDecodeError:  # integers beyond 64 bits, which only json reads
-        return json.loads(text)
+        decoded = json.loads(text)
+    if (SPARSE_TAG if isinstance(text, str) else SPARSE_TAG.encode()) in text:
+        revive_sparse(decoded)
+    return decoded
 
 
 # Below this many rows, decoding each metadata on its own costs less than joining them.
@@ -88,6 +114,14 @@ def load_metadata_column(column: pa.ChunkedArray | pa.Array) -> list[dict[str, o
     if len(column) < BULK_DECODE_MIN:
         return [load_metadata(text) for text in column.to_pylist()]
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    decoded = _decode_metadata_array(array)
+    if pc.any(pc.match_substring(array, SPARSE_TAG)).as_py():
+        for metadata in decoded:
+            revive_sparse(metadata)
+    return decoded
+
+
+def _decode_metadata_array(array: pa.Array) -> list[dict[str, object] | None]:
     decoded: list[dict[str, object] | None] = []
     for start in range(0, len(array), BULK_DECODE_CHUNK):
         chunk = array.slice(start, BULK_DECODE_CHUNK)
