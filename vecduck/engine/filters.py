@@ -24,6 +24,8 @@ COMPARISONS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 WHERE_OPERATORS = {"$eq", "$ne", "$in", "$nin", "$contains", "$not_contains", *COMPARISONS}
 DOCUMENT_OPERATORS = {"$contains", "$not_contains", "$regex", "$not_regex"}
 DOCUMENT_KEY = "#document"
+ID_KEY = "#id"  # the record's id, in the Search API's filters
+ID_OPERATORS = {"$eq", "$ne", "$in", "$nin"}
 
 TRUE, FALSE = "TRUE", "FALSE"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -137,13 +139,28 @@ def _document_predicate(operator: str, operand: object, params: Params, clause: 
     return f"NOT {test}" if operator.startswith("$not_") else test
 
 
-def _field(column_map: ColumnMap, key: str, condition: object, params: Params, where: object) -> str:
+def _id_predicate(operator: str, operand: object, params: Params, where: object) -> str:
+    """`#id` compared with one id or a list of ids (Search API filters)."""
+    if operator not in ID_OPERATORS:
+        raise InvalidArgumentError(f"Invalid where clause: {operator} is not supported on {ID_KEY}")
+    ids = operand if operator in ("$in", "$nin") else [operand]
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+        raise _bad_where(where)
+    test = _membership("id", list(ids), params, list_type="VARCHAR[]")
+    return f"NOT {test}" if operator in ("$ne", "$nin") else test
+
+
+def _field(
+    column_map: ColumnMap, key: str, condition: object, params: Params, where: object, ids: bool = False
+) -> str:
     if isinstance(condition, dict):
         if len(condition) != 1:
             raise _bad_where(where)
         operator, operand = next(iter(condition.items()))
     else:
         operator, operand = "$eq", condition
+    if ids and key == ID_KEY:
+        return _id_predicate(operator, operand, params, where)
     if key == DOCUMENT_KEY:
         if operator not in DOCUMENT_OPERATORS:
             raise InvalidArgumentError(f"Invalid where clause: {operator} is not supported on {DOCUMENT_KEY}")
@@ -164,8 +181,9 @@ def _field(column_map: ColumnMap, key: str, condition: object, params: Params, w
     return f"NOT {test}" if operator in ("$ne", "$nin", "$not_contains") else test
 
 
-def where_sql(where: object, column_map: ColumnMap, params: Params) -> str:
-    """SQL predicate for a chromadb `where` filter; appends its values to `params`."""
+def where_sql(where: object, column_map: ColumnMap, params: Params, ids: bool = False) -> str:
+    """SQL predicate for a chromadb `where` filter; appends its values to `params`.
+    `ids`: also `#id` conditions (the Search API's filters)."""
     if not isinstance(where, dict) or len(where) != 1:
         raise _bad_where(where)
     key, value = next(iter(where.items()))
@@ -174,13 +192,13 @@ def where_sql(where: object, column_map: ColumnMap, params: Params) -> str:
     if key in ("$and", "$or"):
         if not isinstance(value, list):
             raise _bad_where(where)
-        parts = [where_sql(item, column_map, params) for item in value]
+        parts = [where_sql(item, column_map, params, ids) for item in value]
         if not parts:
             return TRUE if key == "$and" else FALSE
         return "(" + (" AND " if key == "$and" else " OR ").join(parts) + ")"
     if key.startswith("$"):
         raise _bad_where(where)
-    return _field(column_map, key, value, params, where)
+    return _field(column_map, key, value, params, where, ids)
 
 
 def where_document_sql(where_document: object, params: Params) -> str:

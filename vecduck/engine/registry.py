@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS collections (
     next_seq INTEGER NOT NULL DEFAULT 1,
     lake_seq INTEGER NOT NULL DEFAULT 0,
     version INTEGER NOT NULL DEFAULT 0,
-    lake_intent INTEGER NOT NULL DEFAULT 0
+    lake_intent INTEGER NOT NULL DEFAULT 0,
+    schema TEXT
 );
 CREATE TABLE IF NOT EXISTS columns (
     collection_id TEXT NOT NULL,
@@ -77,6 +78,8 @@ class CollectionRecord:
     # may have reached the lake without reaching the registry (a crash between the two).
     lake_intent: int = 0
     columns: ColumnMap = field(default_factory=dict)
+    # The collection's index schema as given at creation (chromadb's JSON), or None.
+    schema: dict[str, Any] | None = None
 
 
 # Explicit options: without them pyarrow reads two environment variables per stream.
@@ -104,9 +107,10 @@ class Registry:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(SCHEMA)
         known = {row[1] for row in self._conn.execute("PRAGMA table_info(collections)")}
-        if "lake_intent" not in known:  # a folder from before lake_intent
-            with suppress(sqlite3.OperationalError):  # another process added it first
-                self._conn.execute("ALTER TABLE collections ADD COLUMN lake_intent INTEGER NOT NULL DEFAULT 0")
+        for column, declaration in (("lake_intent", "INTEGER NOT NULL DEFAULT 0"), ("schema", "TEXT")):
+            if column not in known:  # a folder from before this column
+                with suppress(sqlite3.OperationalError):  # another process added it first
+                    self._conn.execute(f"ALTER TABLE collections ADD COLUMN {column} {declaration}")
         self._thread_lock = threading.RLock()
         self._lock_file = open(lock_path, "a+b")  # noqa: SIM115 - held for the registry's life
         self._lock_depth = 0
@@ -179,6 +183,7 @@ class Registry:
             lake_seq=row[9],
             version=row[10],
             lake_intent=row[11],
+            schema=json.loads(row[12]) if row[12] is not None else None,
         )
         with self._thread_lock:
             for key, kind, column in self._conn.execute(
@@ -189,7 +194,7 @@ class Registry:
 
     _FIELDS = (
         "id, name, metadata, configuration, dimension, tenant, database, next_key, next_seq, lake_seq, version,"
-        " lake_intent"
+        " lake_intent, schema"
     )
 
     def get_by_name(self, name: str, tenant: str, database: str) -> CollectionRecord | None:
@@ -235,8 +240,8 @@ class Registry:
             " RETURNING value"
         ).fetchone()[0]
         db.execute(
-            "INSERT INTO collections (id, name, metadata, configuration, dimension, created, tenant, database)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO collections (id, name, metadata, configuration, dimension, created, tenant, database, schema)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.id,
                 record.name,
@@ -246,6 +251,7 @@ class Registry:
                 created,
                 record.tenant,
                 record.database,
+                None if record.schema is None else json.dumps(record.schema),
             ),
         )
 

@@ -14,15 +14,11 @@ the rows are read from the lake.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-
 import numpy as np
 import pyarrow as pa
 
+from vecduck.engine import sidecar
 from vecduck.engine.arrays import int_column, positions_array
-from vecduck.engine.index import file_digest, private_tmp
 
 # The tail of recent chunks is merged into the base once it holds this share of it.
 MERGE_SHARE = 8
@@ -239,43 +235,21 @@ class RowStore:
     # -- snapshot -------------------------------------------------------------------------
     def save(self, path: str, seq: int) -> None:
         """Write the live rows and the sequence they reflect, by atomic rename."""
-        table = self.table() if self.live else None
-        tmp = private_tmp(path)
-        if table is None:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
+        if not self.live:
+            sidecar.discard(path)
             return
-        table = table.replace_schema_metadata({"vecduck_seq": str(seq)}).combine_chunks()
-        with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table, max_chunksize=max(1, table.num_rows))
-        digest = file_digest(tmp)
-        with open(tmp + ".json", "w") as f:
-            json.dump({"seq": seq, "rows": table.num_rows, "bytes": os.path.getsize(tmp), "xxh3": digest}, f)
-        os.replace(tmp, path)
-        os.replace(tmp + ".json", path + ".json")
+        sidecar.save_table(path, self.table(), seq)
 
     @classmethod
     def load(cls, path: str) -> tuple[RowStore, int] | None:
         """A store from a whole snapshot file and the sequence it reflects, or None."""
-        try:
-            with open(path + ".json") as f:
-                marker = json.load(f)
-            if os.path.getsize(path) != marker["bytes"] or file_digest(path) != marker["xxh3"]:
-                return None
-            source = pa.memory_map(path)
-            table = pa.ipc.open_file(source).read_all()
-            if table.num_rows != marker["rows"] or table.schema.metadata.get(b"vecduck_seq") != str(
-                marker["seq"]
-            ).encode():
-                return None
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, pa.ArrowException):
+        saved = sidecar.load_table(path)
+        if saved is None:
             return None
         store = cls()
-        store.apply(table.replace_schema_metadata(None), np.empty(0, np.int64))
-        return store, int(marker["seq"])
+        store.apply(saved[0], np.empty(0, np.int64))
+        return store, saved[1]
 
     @staticmethod
     def discard(path: str) -> None:
-        for name in (path, path + ".json"):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(name)
+        sidecar.discard(path)

@@ -10,6 +10,8 @@ commits are noticed by one cheap SQLite check per call.
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import os
 import threading
 import uuid
@@ -23,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from vecduck.engine import search as searching
 from vecduck.engine.arrays import int_column, unique_keys
 from vecduck.engine.columns import (
     BASE_COLUMNS,
@@ -31,7 +34,7 @@ from vecduck.engine.columns import (
     assign_column,
     kinds_in,
 )
-from vecduck.engine.filters import filter_sql, regexes_in
+from vecduck.engine.filters import filter_sql, regexes_in, where_sql
 from vecduck.engine.index import IndexSettings, VectorIndex, prefetch_digest
 from vecduck.engine.lake import Lake, check_data_files, connect, quote, table_name
 from vecduck.engine.registry import CollectionRecord, Registry
@@ -46,6 +49,7 @@ from vecduck.engine.rows import (
     with_typed_columns,
 )
 from vecduck.engine.rowstore import RowStore
+from vecduck.engine.sparse import SparseIndex
 from vecduck.errors import InvalidArgumentError, NotFoundError, UniqueConstraintError
 
 # A write of at least this many rows goes straight to the lake; smaller ones are
@@ -102,6 +106,8 @@ class OpenCollection:
         # Which ids may be stored: sorted hashes (built at the first write) plus recent ids.
         self.id_hashes: np.ndarray | None = None
         self.recent_ids: set[str] = set()
+        # Sparse-vector indexes by metadata key, built at a key's first sparse search.
+        self.sparse: dict[str, SparseIndex] = {}
 
 
 class Store:
@@ -202,6 +208,7 @@ class Store:
         tenant: str,
         database: str,
         get_or_create: bool = False,
+        schema: dict[str, Any] | None = None,
     ) -> CollectionRecord:
         with self._lock, self.registry.writer_lock():
             existing = self.registry.get_by_name(name, tenant, database)
@@ -221,6 +228,7 @@ class Store:
                 next_seq=1,
                 lake_seq=0,
                 version=0,
+                schema=schema,
             )
             with self.registry.transaction() as db:
                 self.registry.insert(db, record)
@@ -261,6 +269,8 @@ class Store:
             self.lake.drop(record.id)
         VectorIndex(IndexSettings(1), self._index_path(record.id)).discard_files()
         RowStore.discard(self._rows_path(record.id))
+        for path in glob.glob(os.path.join(self.folder, "index", f"{record.id}.*.sparse.arrow")):
+            SparseIndex.discard(path)
 
     def modify_collection(
         self,
@@ -318,6 +328,10 @@ class Store:
     def _rows_path(self, collection_id: str) -> str:
         return os.path.join(self.folder, "index", f"{collection_id}.rows.arrow")
 
+    def _sparse_path(self, collection_id: str, key: str) -> str:
+        digest = hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        return os.path.join(self.folder, "index", f"{collection_id}.{digest}.sparse.arrow")
+
     def _save_read_model(self, state: OpenCollection) -> None:
         """Save the index (rebuilt first if removals have worn its graph) and the rows
         snapshot, both as of every applied write."""
@@ -328,6 +342,9 @@ class Store:
             state.index.seq = state.applied_seq
             state.index.save()
         state.rows.save(self._rows_path(state.record.id), state.applied_seq)
+        for key, sparse in state.sparse.items():
+            sparse.seq = state.applied_seq
+            sparse.save(self._sparse_path(state.record.id, key))
         state.rows_saved_seq = state.applied_seq
 
     # -- read model ---------------------------------------------------------------------
@@ -550,6 +567,10 @@ class Store:
         state.unapplied = []
         state.unapplied_rows = {}
         state.rows.apply(live, deleted)
+        for key, sparse in state.sparse.items():
+            sparse.remove(deleted)
+            column = state.record.columns.get((key, "sparse"))
+            sparse.replace(int_column(live, "_key"), live.column(column) if column in live.column_names else None)
         if state.mirror_loaded:
             self._ensure_mirror(state)
             mirror = quote(state.mirror)
@@ -930,6 +951,76 @@ class Store:
                 rows.vectors = self._vectors_of(state, rows.keys)
             position = dict(zip(all_keys.tolist(), range(len(all_keys)), strict=True))
             return hits, position, rows
+
+    # -- the Search API (vecduck.engine.search runs it; these give it the read model) --------
+    def run_search(
+        self,
+        collection_id: str,
+        plans: Sequence[searching.SearchPlan],
+        bm25_keys: set[str],
+        fields: Sequence[str] = (),
+        with_vectors: bool = False,
+    ) -> list[tuple[searching.SearchHits, Rows]]:
+        """Run searches on one consistent state of the collection; each search's hits
+        (keys and scores in result order) and their rows (the asked `fields` of
+        HIT_FIELDS, vectors when asked)."""
+        with self._lock:
+            state = self._state(collection_id)
+            self._check_search_dimensions(state, plans)
+            self._materialize(state)
+            answers = []
+            for plan in plans:
+                hits = searching.execute(self, state, plan, bm25_keys)
+                columns = ["id", *(name for name in HIT_FIELDS if name in fields)]
+                rows = rows_from(state.rows.take(hits.keys, columns) if len(hits.keys) else None, hits.keys)
+                if with_vectors:
+                    rows.vectors = self._vectors_of(state, hits.keys)
+                answers.append((hits, rows))
+            return answers
+
+    def _check_search_dimensions(self, state: OpenCollection, plans: Sequence[searching.SearchPlan]) -> None:
+        dimension = state.record.dimension
+        for plan in plans:
+            for knn in plan.knns:
+                if knn.dense is not None and dimension is not None and len(knn.dense) != dimension:
+                    raise InvalidArgumentError(
+                        f"Collection expecting embedding with dimension of {dimension}, got {len(knn.dense)}"
+                    )
+
+    def _search_candidates(self, state: OpenCollection, where: dict[str, Any] | None) -> np.ndarray | None:
+        """Sorted keys of the records a Search filter matches (None: no filter)."""
+        if where is None:
+            return None
+        for pattern in regexes_in(where, None):
+            try:
+                self.con.execute("SELECT regexp_matches('', ?)", [pattern])
+            except duckdb.Error as exc:
+                raise InvalidArgumentError(f"Regex syntax error: {exc}") from None
+        params: list[Any] = []
+        sql = where_sql(where, state.record.columns, params, ids=True)
+        return self._candidates(state, sql, params)
+
+    def _sparse_index(self, state: OpenCollection, key: str) -> SparseIndex:
+        """The sparse index of metadata `key`, as of every applied write: kept in memory
+        once built, else loaded from its saved file and caught up, else built from the rows."""
+        self._materialize(state)
+        found = state.sparse.get(key)
+        if found is not None:
+            return found
+        column = state.record.columns.get((key, "sparse"))
+        index = SparseIndex.load(self._sparse_path(state.record.id, key)) if column else None
+        if index is not None and index.seq <= state.applied_seq:
+            alive = index.slot_keys[: index.slots_used][index.alive[: index.slots_used]]
+            index.remove(alive[~state.rows.contains(alive)])
+            changed = state.rows.keys_written_after(index.seq)
+        else:
+            index = SparseIndex()
+            changed = state.rows.keys() if column and state.rows.live else np.empty(0, np.int64)
+        if len(changed):
+            index.replace(changed, state.rows.take(changed, [column]).column(column))
+        index.seq = state.applied_seq
+        state.sparse[key] = index
+        return index
 
 
 def rows_from(table: pa.Table | None, keys: np.ndarray | None = None) -> Rows:
