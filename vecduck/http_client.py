@@ -28,8 +28,16 @@ from vecduck.api.embedding import (
     embedding_function_config,
     resolve_embedding_function,
 )
-from vecduck.api.types import GetResult, QueryResult, empty_embeddings
+from vecduck.api.types import (
+    GetResult,
+    QueryResult,
+    SearchResult,
+    as_sparse_vector,
+    empty_embeddings,
+    is_sparse_vector,
+)
 from vecduck.engine.registry import CollectionRecord
+from vecduck.engine.rows import revive_sparse
 
 # (status, error name) whose class differs from the name: so HTTP raises what the embedded client raises.
 _SPECIAL_ERRORS: dict[tuple[int, str], type[errors.ChromaError]] = {
@@ -55,11 +63,18 @@ def _error_from(response: httpx.Response) -> errors.ChromaError:
 
 
 def _to_json(value: Any) -> Any:
+    if is_sparse_vector(value):
+        return as_sparse_vector(value).to_dict()
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _metadatas(values: list[Any] | None) -> list[Any] | None:
+    """Metadatas from the wire, tagged sparse-vector dicts turned back into SparseVector."""
+    return None if values is None else [revive_sparse(m) if isinstance(m, dict) else m for m in values]
 
 
 def _base64(vector: Any) -> str:
@@ -143,7 +158,7 @@ class HttpCollection(Collection):
             uris=answer.get("uris") if "uris" in include else None,
             included=list(include),
             data=None,
-            metadatas=answer.get("metadatas") if "metadatas" in include else None,
+            metadatas=_metadatas(answer.get("metadatas")) if "metadatas" in include else None,
         )
 
     def _query(
@@ -180,10 +195,18 @@ class HttpCollection(Collection):
                 "uris": answer.get("uris") if "uris" in include else None,
                 "included": list(include),
                 "data": None,
-                "metadatas": answer.get("metadatas") if "metadatas" in include else None,
+                "metadatas": (
+                    [_metadatas(block) for block in answer.get("metadatas") or []] if "metadatas" in include else None
+                ),
                 "distances": answer.get("distances") if "distances" in include else None,
             }
         )
+
+    def _search(self, payloads: list[dict[str, Any]], read_level: Any = "index_and_wal") -> SearchResult:
+        level = getattr(read_level, "value", read_level)
+        answer = self._client._request("POST", self._path("/search"), {"searches": payloads, "read_level": level})
+        answer["metadatas"] = [_metadatas(block) for block in answer.get("metadatas") or []]
+        return SearchResult(answer)
 
     def _modify(self, name: Any, metadata: Any, configuration: Any) -> None:
         body = {"new_name": name, "new_metadata": metadata, "new_configuration": configuration}
@@ -274,6 +297,7 @@ class HttpClient(ClientBase):
             next_seq=0,
             lake_seq=0,
             version=data.get("version") or 0,
+            schema=data.get("schema") if isinstance(data.get("schema"), dict) else None,
         )
 
     def _collection(self, data: dict[str, Any], embedding_function: Any, data_loader: Any) -> HttpCollection:
@@ -315,6 +339,8 @@ class HttpClient(ClientBase):
         get_or_create: bool = False,
     ) -> HttpCollection:
         """Create a collection; an existing name raises unless `get_or_create`."""
+        from vecduck.api.schema import schema_json
+
         if metadata:  # chromadb leaves `{}` to the server (400 "Metadata cannot be empty")
             v.validate_metadata(metadata)
         ef = default_embedding_function() if embedding_function is UNSET else embedding_function
@@ -330,7 +356,7 @@ class HttpClient(ClientBase):
             "name": name,
             "metadata": metadata,
             "configuration": config,
-            "schema": None,
+            "schema": None if schema is None else schema_json(schema),
             "get_or_create": get_or_create,
         }
         data = self._request("POST", self._scope_path("/collections"), body)

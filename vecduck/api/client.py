@@ -21,6 +21,7 @@ from vecduck.api.embedding import (
     embedding_function_config,
     resolve_embedding_function,
 )
+from vecduck.api.indexing import check_schema, configuration_with_schema
 from vecduck.engine.registry import CollectionRecord
 from vecduck.engine.store import Store
 from vecduck.errors import AuthorizationError, InvalidArgumentError, NotFoundError
@@ -194,8 +195,14 @@ class Client(ClientBase):
         v.check_collection_metadata(metadata)
         ef = default_embedding_function() if embedding_function is UNSET else embedding_function
         config = build_configuration(metadata, configuration, embedding_function_config(ef))
+        declared = None
+        if schema is not None:
+            from vecduck.api.schema import schema_json
+
+            declared = check_schema(schema_json(schema))
+        config = configuration_with_schema(config, declared)
         record = self._store_for_use().create_collection(
-            name, metadata, config, self.tenant, self.database, get_or_create=get_or_create
+            name, metadata, config, self.tenant, self.database, get_or_create=get_or_create, schema=declared
         )
         return self._collection(record, embedding_function, data_loader)
 

@@ -10,17 +10,20 @@ import numpy as np
 
 from vecduck.api import validation as v
 from vecduck.api.configuration import updated_configuration
+from vecduck.api.indexing import reported_schema, sparse_index_configs
 from vecduck.api.types import (
     GET_INCLUDE_DEFAULT,
     QUERY_INCLUDE_DEFAULT,
     GetResult,
     Include,
     QueryResult,
+    SearchResult,
     Where,
     WhereDocument,
     empty_embeddings,
 )
 from vecduck.engine.registry import CollectionRecord
+from vecduck.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from vecduck.api.client import Client
@@ -64,6 +67,13 @@ class Collection:
     @property
     def configuration_json(self) -> dict[str, Any]:
         return self._record.configuration
+
+    @property
+    def schema(self) -> Any:
+        """The collection's index schema (a `vecduck.Schema`): what it indexes and how."""
+        from vecduck.api.schema import Schema
+
+        return Schema.deserialize_from_json(reported_schema(self._record.configuration, self._record.schema))
 
     @property
     def tenant(self) -> str:
@@ -171,6 +181,7 @@ class Collection:
         """The server-side checks and the engine write: shared by the Python API and HTTP."""
         v.check_record_ids(ids)
         v.check_lengths(ids, embeddings=embeddings, metadatas=metadatas, documents=documents, uris=uris)
+        metadatas = self._with_sparse_vectors(len(ids), metadatas, documents)
         keep = None
         if embeddings is None:
             matrix = None
@@ -397,6 +408,93 @@ class Collection:
             if result["distances"] is not None:
                 result["distances"].append([float(d) for d in distances])
         return QueryResult(result)
+
+    # -- the Search API (vecduck.api.search) -----------------------------------------------
+    def search(self, searches: Any, read_level: Any = "index_and_wal") -> SearchResult:
+        """Run one search or a list of them (Chroma's Search API: filter, rank with dense,
+        sparse and BM25 Knn, RRF and arithmetic, group_by, limit, select); text queries are
+        embedded with the collection's functions. Every read level reads every write."""
+        from vecduck.api import search as s
+
+        with v.in_method("search"):
+            payloads = s.search_payloads(searches)
+        dense = None if self._embedding_function is None else (lambda text: self._embed([text], is_query=True)[0])
+        payloads = [s.embed_text_queries(p, dense, self._sparse_query) for p in payloads]
+        return self._search(payloads, read_level)
+
+    def _search(self, payloads: list[dict[str, Any]], read_level: Any = "index_and_wal") -> SearchResult:
+        """The server side of a search: payloads checked and run (shared with HTTP)."""
+        from vecduck.api import search as s
+
+        s.read_level_value(read_level)
+        if not isinstance(payloads, list):
+            raise InvalidArgumentError("searches must be a list")
+        payloads = [s.embed_text_queries(p, None, self._sparse_query) for p in payloads]
+        parsed = [s.parse_payload(p) for p in payloads]
+        if not parsed:
+            return s.shape_result([], [])
+        fields, with_vectors = s.row_fields([select for _plan, select in parsed])
+        answers = self._store.run_search(
+            self._record.id,
+            [plan for plan, _select in parsed],
+            self._bm25_keys(),
+            fields=fields,
+            with_vectors=with_vectors,
+        )
+        return s.shape_result(answers, [select for _plan, select in parsed])
+
+    def _sparse_indexes(self) -> dict[str, dict[str, Any]]:
+        """The sparse-vector indexes the collection's schema declares: key -> config."""
+        return sparse_index_configs(self._record.schema)
+
+    def _bm25_keys(self) -> set[str]:
+        return {key for key, config in self._sparse_indexes().items() if config.get("bm25")}
+
+    def _sparse_function(self, key: str) -> Any | None:
+        """The sparse embedding function of the schema's index on `key` (cached), or None."""
+        cache = self.__dict__.setdefault("_sparse_functions", {})
+        if key not in cache:
+            from vecduck.embeddings.config import build_embedding_function
+
+            record = (self._sparse_indexes().get(key) or {}).get("embedding_function")
+            known = isinstance(record, dict) and record.get("type") == "known"
+            cache[key] = build_embedding_function(record) if known else None
+        return cache[key]
+
+    def _with_sparse_vectors(self, n: int, metadatas: list[Any] | None, documents: list[Any] | None) -> Any:
+        """Metadatas with the sparse vectors the schema's indexes compute from a source
+        (`#document` or a metadata key) added where the record does not carry one yet."""
+        targets = [
+            (key, config["source_key"], function)
+            for key, config in self._sparse_indexes().items()
+            if config.get("source_key") and (function := self._sparse_function(key)) is not None
+        ]
+        if not targets:
+            return metadatas
+        out = list(metadatas) if metadatas is not None else [None] * n
+        for key, source, function in targets:
+            texts, positions = [], []
+            for i in range(n):
+                metadata = out[i]
+                if metadata is not None and (not isinstance(metadata, dict) or key in metadata):
+                    continue  # it has one already (or is not a dict: the checks refuse it)
+                text = documents[i] if source == "#document" and documents is not None else None
+                if source != "#document" and metadata is not None:
+                    text = metadata.get(source)
+                if isinstance(text, str):
+                    texts.append(text)
+                    positions.append(i)
+            if texts:
+                for i, vector in zip(positions, function(input=texts), strict=True):
+                    out[i] = {**(out[i] or {}), key: vector}
+        return out
+
+    def _sparse_query(self, key: str, text: str) -> Any | None:
+        function = self._sparse_function(key)
+        if function is None:
+            return None
+        embed = getattr(function, "embed_query", None) or function
+        return embed(input=[text])[0]
 
     # -- data science hooks (vecduck.frames, vecduck.sql, vecduck.display) ----------------
     def add_df(self, data: Any, **options: Any) -> int:

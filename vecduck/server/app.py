@@ -182,7 +182,7 @@ def routes(service: Service, limit: int) -> list[Route]:
             lambda p, b, q: s.count(p["tenant"], p["database"], p["cid"], q.get("read_level")),
             {},
         ),
-        (ONE + "/search", "POST", refuse(not_supported("Search")), {}),
+        (ONE + "/search", "POST", lambda p, b, q: s.search(p["tenant"], p["database"], p["cid"], b), {"body": True}),
         (ONE + "/fork", "POST", refuse(not_supported("Forking collections")), {}),
         (ONE + "/fork_count", "GET", refuse(not_supported("Fork counts")), {}),
         (ONE + "/indexing_status", "GET", refuse(not_supported("Indexing status")), {}),

@@ -136,6 +136,7 @@ class Service:
         configuration.setdefault("embedding_function", None)
         collection = self.client.create_collection(
             name,
+            schema=wire.dict_field(body, "schema"),
             configuration=configuration,
             metadata=metadata,
             embedding_function=None,
@@ -252,6 +253,18 @@ class Service:
         if ids is None and where is None and where_document is None:
             return {"deleted": 0}
         return {"deleted": collection._delete(ids, where, where_document, limit)}
+
+    def search(self, tenant: str, database: str, collection_id: str, body: Any) -> dict[str, Any]:
+        """Chroma's Search API: `{"searches": [...], "read_level": ...}`."""
+        collection = self._collection(tenant, database, collection_id)
+        body = wire.body_object(body)
+        searches = body.get("searches")
+        if not isinstance(searches, list):
+            raise wire.SchemaError(
+                "Failed to deserialize the JSON body into the target type: searches: expected a list"
+            )
+        level = body.get("read_level")
+        return dict(collection._search(searches, "index_and_wal" if level is None else level))
 
     def count(self, tenant: str, database: str, collection_id: str, level: str | None) -> int:
         wire.read_level(level)

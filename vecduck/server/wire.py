@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from vecduck.api.indexing import reported_schema
 from vecduck.api.types import INCLUDE_ITEMS
 from vecduck.errors import InvalidArgumentError
 
@@ -53,6 +54,8 @@ def dumps(value: Any) -> bytes:
 
 
 def _plain(value: Any) -> Any:
+    if type(value).__name__ == "SparseVector":
+        return value.to_dict()
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):
@@ -274,43 +277,5 @@ def collection_json(collection: Any) -> dict[str, Any]:
         "version": 0,
         "log_position": 0,
         "configuration_json": record.configuration,
-        "schema": schema_json(record.configuration),
-    }
-
-
-_HNSW_SCHEMA_FIELDS = ("ef_construction", "max_neighbors", "ef_search", "sync_threshold", "resize_factor")
-
-
-def schema_json(configuration: dict[str, Any]) -> dict[str, Any]:
-    """Chroma's index schema for a collection, derived from its configuration.
-
-    Clients need it: chromadb's Python client updates it after `modify(configuration=...)`
-    and fails without a vector index entry. Nothing else in vecduck reads it.
-    """
-    hnsw = configuration.get("hnsw") or {}
-    ef = configuration.get("embedding_function") or {"type": "legacy"}
-    config: dict[str, Any] = {
-        "embedding_function": ef,
-        "space": hnsw.get("space", "l2"),
-        "hnsw": {field: hnsw[field] for field in _HNSW_SCHEMA_FIELDS if field in hnsw},
-    }
-    embedding_config = dict(config)
-    if ef.get("type") == "known":
-        embedding_config["source_key"] = "#document"
-
-    def index(name: str, enabled: bool) -> dict[str, Any]:
-        return {name: {"enabled": enabled, "config": {}}}
-
-    return {
-        "defaults": {
-            "string": {**index("fts_index", False), **index("string_inverted_index", True)},
-            "float_list": {"vector_index": {"enabled": False, "config": config}},
-            "int": index("int_inverted_index", True),
-            "float": index("float_inverted_index", True),
-            "bool": index("bool_inverted_index", True),
-        },
-        "keys": {
-            "#document": {"string": {**index("fts_index", True), **index("string_inverted_index", False)}},
-            "#embedding": {"float_list": {"vector_index": {"enabled": True, "config": embedding_config}}},
-        },
+        "schema": reported_schema(record.configuration, record.schema),
     }
