@@ -47,8 +47,8 @@ def embedding_function_config(ef: Any) -> dict[str, Any] | None:
 def build_embedding_function(config: dict[str, Any] | None) -> EmbeddingFunction | None:
     """Rebuild the function a collection recorded, or ``None`` when it cannot be.
 
-    ``"default"``, ``"onnx_mini_lm_l6_v2"`` and ``"sentence_transformer"`` map to
-    vecduck's classes (the first two run offline; the last needs sentence-transformers
+    ``"default"``, ``"onnx_mini_lm_l6_v2"``, ``"chroma_bm25"`` and ``"sentence_transformer"``
+    map to vecduck's classes (all but the last run offline; the last needs sentence-transformers
     and raises ImportError without it). Other names are looked up in chromadb's registry
     when chromadb is installed; unknown names and legacy records give ``None``. Errors
     raised while building a found function (e.g. a missing API key) propagate, as in
@@ -76,6 +76,7 @@ def build_embedding_function(config: dict[str, Any] | None) -> EmbeddingFunction
 
 
 def _known() -> dict[str, Any]:
+    from vecduck.embeddings.bm25 import ChromaBm25EmbeddingFunction
     from vecduck.embeddings.default import DefaultEmbeddingFunction, ONNXMiniLM_L6_V2
     from vecduck.embeddings.sentence_transformer import SentenceTransformerEmbeddingFunction
 
@@ -83,6 +84,7 @@ def _known() -> dict[str, Any]:
         DefaultEmbeddingFunction.name(): DefaultEmbeddingFunction,
         ONNXMiniLM_L6_V2.name(): ONNXMiniLM_L6_V2,
         SentenceTransformerEmbeddingFunction.name(): SentenceTransformerEmbeddingFunction,
+        ChromaBm25EmbeddingFunction.name(): ChromaBm25EmbeddingFunction,
     }
 
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from vecduck.embeddings import (
+    ChromaBm25EmbeddingFunction,
     DefaultEmbeddingFunction,
     EmbeddingFunction,
     ONNXMiniLM_L6_V2,
@@ -14,6 +15,7 @@ from vecduck.embeddings import (
 )
 
 __all__ = [
+    "ChromaBm25EmbeddingFunction",
     "DefaultEmbeddingFunction",
     "EmbeddingFunction",
     "ONNXMiniLM_L6_V2",
