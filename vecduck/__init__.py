@@ -16,31 +16,99 @@ from vecduck.api.client import (
     Settings,
 )
 from vecduck.api.collection import Collection
-from vecduck.api.types import GetResult, QueryResult
+from vecduck.api.types import GetResult, QueryResult, SearchResult, SparseVector
 from vecduck.engine.lake import open_readonly as duckdb_connect
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from vecduck.api.expressions import GroupBy, K, Key, Knn, Limit, MaxK, MinK, Rank, Rrf, Search, Select, Val, Where
+    from vecduck.api.schema import (
+        BoolInvertedIndexConfig,
+        FloatInvertedIndexConfig,
+        FtsIndexConfig,
+        HnswIndexConfig,
+        IntInvertedIndexConfig,
+        Schema,
+        SpannIndexConfig,
+        SparseVectorIndexConfig,
+        StringInvertedIndexConfig,
+        VectorIndexConfig,
+    )
     from vecduck.http_client import HttpClient
+
+# Imported at first use: an embedded user who never searches or declares a schema skips them.
+_LAZY = {
+    "HttpClient": "vecduck.http_client",
+    **dict.fromkeys(
+        ["GroupBy", "K", "Key", "Knn", "Limit", "MaxK", "MinK", "Rank", "Rrf", "Search", "Select", "Val", "Where"],
+        "vecduck.api.expressions",
+    ),
+    **dict.fromkeys(
+        [
+            "BoolInvertedIndexConfig",
+            "FloatInvertedIndexConfig",
+            "FtsIndexConfig",
+            "HnswIndexConfig",
+            "IntInvertedIndexConfig",
+            "Schema",
+            "SpannIndexConfig",
+            "SparseVectorIndexConfig",
+            "StringInvertedIndexConfig",
+            "VectorIndexConfig",
+        ],
+        "vecduck.api.schema",
+    ),
+}
 
 
 def __getattr__(name: str) -> object:
-    """`vecduck.HttpClient`, imported at first use: embedded users skip loading httpx."""
-    if name == "HttpClient":
-        from vecduck.http_client import HttpClient
+    """The names of `_LAZY`, imported at first use (httpx, the Search and Schema classes)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vecduck' has no attribute {name!r}")
+    import importlib
 
-        return HttpClient
-    raise AttributeError(f"module 'vecduck' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
+    "BoolInvertedIndexConfig",
     "Client",
     "Collection",
     "EphemeralClient",
+    "FloatInvertedIndexConfig",
+    "FtsIndexConfig",
     "GetResult",
+    "GroupBy",
+    "HnswIndexConfig",
     "HttpClient",
+    "IntInvertedIndexConfig",
+    "K",
+    "Key",
+    "Knn",
+    "Limit",
+    "MaxK",
+    "MinK",
     "PersistentClient",
     "QueryResult",
+    "Rank",
+    "Rrf",
+    "Schema",
+    "Search",
+    "SearchResult",
+    "Select",
     "Settings",
+    "SpannIndexConfig",
+    "SparseVector",
+    "SparseVectorIndexConfig",
+    "StringInvertedIndexConfig",
+    "Val",
+    "VectorIndexConfig",
+    "Where",
     "__version__",
     "duckdb_connect",
     "errors",
