@@ -234,7 +234,9 @@ def _knn(
             return empty
         store._materialize(state)
         keys, distances = index.search(knn.dense[None, :], knn.limit, candidates)[0]
-        return np.asarray(keys, np.int64), np.asarray(distances, np.float32)
+        keys, distances = np.asarray(keys, np.int64), np.asarray(distances, np.float32)
+        order = np.lexsort((keys, distances))  # ties in storage order, as Chroma's records sort
+        return keys[order], distances[order]
     sparse = store._sparse_index(state, knn.key)
     assert knn.terms is not None and knn.weights is not None
     keys, scores = sparse.search(knn.terms, knn.weights, knn.limit, candidates, state.rows.live if bm25 else None)
