@@ -11,12 +11,10 @@ commits are noticed by one cheap SQLite check per call.
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 import threading
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,18 +27,16 @@ from vecduck.engine import search as searching
 from vecduck.engine.arrays import int_column, unique_keys
 from vecduck.engine.columns import (
     BASE_COLUMNS,
-    SQL_TYPES,
     ColumnMap,
     assign_column,
     kinds_in,
 )
-from vecduck.engine.filters import filter_sql, regexes_in, where_sql
-from vecduck.engine.index import IndexSettings, VectorIndex, prefetch_digest
-from vecduck.engine.lake import Lake, check_data_files, connect, quote, table_name
+from vecduck.engine.index import IndexSettings, VectorIndex
+from vecduck.engine.lake import Lake, connect, table_name
+from vecduck.engine.readmodel import OpenCollection, ReadModel, hnsw_settings
 from vecduck.engine.registry import CollectionRecord, Registry
 from vecduck.engine.rows import (
     RESOLVED_SCHEMA,
-    embeddings_matrix,
     latest_per_id,
     load_metadata,
     load_metadata_column,
@@ -59,8 +55,6 @@ FLUSH_ROWS = 5_000
 ROW_FIELDS = ["id", "_key", "document", "uri", "metadata"]
 # What a search may fetch for its hits besides the id.
 HIT_FIELDS = ("document", "uri", "metadata")
-# Filters whose matching keys each open collection remembers (until its next write).
-FILTER_CACHE = 32
 
 MIRROR_COLUMNS = [name for name in BASE_COLUMNS]
 
@@ -77,41 +71,9 @@ class Rows:
     vectors: np.ndarray | None = None
 
 
-class OpenCollection:
-    """A process's read model of one collection: mirror table and vector index."""
 
-    def __init__(self, record: CollectionRecord) -> None:
-        self.record = record
-        # Every live row without its vector, by key: answers get, count and the rows
-        # behind a search's hits.
-        self.rows = RowStore()
-        # The same rows as an in-memory DuckDB table for filters, built at the first
-        # filter (a process that only searches never pays for it).
-        self.mirror = "m_" + record.id.replace("-", "")
-        self.mirror_columns: set[str] = set()
-        self.mirror_loaded = False
-        self.index: VectorIndex | None = None
-        self.version = -1
-        self.applied_seq = 0
-        self.pending_rows = 0
-        self.rows_saved_seq = 0
-        # Filter -> matching keys, valid until the next write reaches the rows.
-        self.filter_cache: dict[str, np.ndarray] = {}
-        self.stale = False
-        # Writes applied to the index but not yet to the mirror table.
-        self.unapplied: list[pa.Table] = []
-        self.unapplied_rows: dict[str, tuple[int, Any, Any, Any] | None] = {}
-        # A write's rows and their table shape, when the lake commit already built it.
-        self.typed: tuple[pa.Table, pa.Table] | None = None
-        # Which ids may be stored: sorted hashes (built at the first write) plus recent ids.
-        self.id_hashes: np.ndarray | None = None
-        self.recent_ids: set[str] = set()
-        # Sparse-vector indexes by metadata key, built at a key's first sparse search.
-        self.sparse: dict[str, SparseIndex] = {}
-
-
-class Store:
-    """Storage and search for every collection in one folder."""
+class Store(ReadModel):
+    """Storage and search for every collection in one folder (its read models: `ReadModel`)."""
 
     def __init__(self, folder: str, *, durability: str = "process") -> None:
         self.folder = os.path.abspath(folder)
@@ -316,305 +278,6 @@ class Store:
         """A lake view named after the collection, for plain-DuckDB users."""
         if record.tenant == "default_tenant" and record.database == "default_database":
             self.lake.create_view(record.name, record.id)
-
-    def _forget(self, collection_id: str) -> None:
-        state = self._open.pop(collection_id, None)
-        if state is not None and state.mirror_loaded:
-            self.con.execute(f"DROP TABLE IF EXISTS {quote(state.mirror)}")
-
-    def _index_path(self, collection_id: str) -> str:
-        return os.path.join(self.folder, "index", f"{collection_id}.usearch")
-
-    def _rows_path(self, collection_id: str) -> str:
-        return os.path.join(self.folder, "index", f"{collection_id}.rows.arrow")
-
-    def _sparse_path(self, collection_id: str, key: str) -> str:
-        digest = hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-        return os.path.join(self.folder, "index", f"{collection_id}.{digest}.sparse.arrow")
-
-    def _save_read_model(self, state: OpenCollection) -> None:
-        """Save the index (rebuilt first if removals have worn its graph) and the rows
-        snapshot, both as of every applied write."""
-        self._materialize(state)
-        if state.index is not None:
-            if state.index.needs_rebuild():
-                state.index.rebuild()
-            state.index.seq = state.applied_seq
-            state.index.save()
-        state.rows.save(self._rows_path(state.record.id), state.applied_seq)
-        for key, sparse in state.sparse.items():
-            sparse.seq = state.applied_seq
-            sparse.save(self._sparse_path(state.record.id, key))
-        state.rows_saved_seq = state.applied_seq
-
-    # -- read model ---------------------------------------------------------------------
-    def _state(self, collection_id: str) -> OpenCollection:
-        """The collection's read model, caught up with every committed write."""
-        if self.registry.changed_elsewhere():
-            for state in self._open.values():
-                state.stale = True
-        state = self._open.get(collection_id)
-        if state is None:
-            return self._load(collection_id)
-        if state.stale:
-            state.stale = False
-            snapshot = self.registry.changes(collection_id, state.applied_seq)
-            if snapshot is None:
-                self._forget(collection_id)
-                raise NotFoundError(f"Collection [{collection_id}] does not exist")
-            record, pending = snapshot
-            if record.version != state.version:
-                if record.lake_seq > state.applied_seq:
-                    return self._load(collection_id)
-                state.record = record
-                for _seq, rows in pending:
-                    self._apply(state, rows)
-                state.version = record.version
-        return state
-
-    def _load(self, collection_id: str) -> OpenCollection:
-        """Build the read model from the rows snapshot (or the lake) and the write buffer."""
-        with self.registry.writer_lock():
-            self._forget(collection_id)
-            snapshot = self.registry.changes(collection_id, 0)
-            if snapshot is None:
-                raise NotFoundError(f"Collection [{collection_id}] does not exist")
-            record, pending = snapshot
-            if record.lake_intent > record.lake_seq:
-                self._drop_orphans(record)
-            state = OpenCollection(record)
-            # the index file's checksum runs meanwhile: the largest read of an open
-            digest = prefetch_digest(self._index_path(collection_id)) if record.dimension is not None else None
-            saved = RowStore.load(self._rows_path(collection_id))
-            if saved is not None and saved[1] >= record.lake_seq:
-                check_data_files(self.folder, collection_id)  # the lake is not read: check it is whole
-                state.rows, state.applied_seq = saved
-                state.rows_saved_seq = saved[1]
-            else:
-                # Before a collection's first move to the lake it has no table there.
-                if record.lake_seq > 0 and self.lake.columns(collection_id):
-                    sql = f"SELECT * EXCLUDE (embedding) FROM {self.lake.ref(collection_id)}"
-                    rows = self.lake.read(sql, collection_id)
-                    state.rows.apply(rows, np.empty(0, np.int64))
-                state.applied_seq = record.lake_seq
-            later = [(seq, rows) for seq, rows in pending if seq > state.applied_seq]
-            if record.dimension is not None:
-                self._open_index(state, [rows for seq, rows in pending if seq <= state.applied_seq], digest)
-            for _seq, rows in later:
-                self._apply(state, rows)
-            self._materialize(state)
-            state.version = record.version
-            state.pending_rows = sum(rows.num_rows for _seq, rows in pending)
-            self._open[collection_id] = state
-            return state
-
-    def _drop_orphans(self, record: CollectionRecord) -> None:
-        """Drop the lake rows of a commit that a crash kept from reaching the registry
-        (written after lake_seq), so that nothing reads them; the writer lock is held."""
-        if self.lake.columns(record.id):
-            self.lake.replace_rows(record.id, record.columns, pa.table({}), np.empty(0, np.int64), record.lake_seq)
-        with self.registry.transaction() as db:
-            self.registry.mark_lake_intent(db, record.id, record.lake_seq)
-        record.lake_intent = record.lake_seq
-
-    def _open_index(
-        self,
-        state: OpenCollection,
-        buffered: list[pa.Table],
-        digest: Future[tuple[tuple[int, ...], str]] | None = None,
-    ) -> None:
-        """Load the saved index and catch it up with the rows already in the read model.
-
-        Their vectors come from `buffered` (write-buffer rows the rows snapshot already
-        holds, which may not have reached the lake) or else from the lake; later writes
-        are applied after this."""
-        record = state.record
-        index = VectorIndex(hnsw_settings(record), self._index_path(record.id), sync=self.durability == "fsync")
-        index.load(digest)
-        state.index = index
-        live_keys = state.rows.keys()
-        indexed = np.sort(index.keys())  # usually in key order already: a cheap sort
-        if np.array_equal(indexed, live_keys):
-            missing = np.empty(0, np.int64)
-        else:
-            index.remove(np.setdiff1d(indexed, live_keys, assume_unique=True))
-            missing = np.setdiff1d(live_keys, indexed, assume_unique=True)
-        changed = state.rows.keys_written_after(index.seq)
-        need = unique_keys(np.concatenate([missing, changed]))
-        if len(need) and buffered:
-            latest = latest_per_id(buffered)
-            latest = latest.filter(pc.invert(latest.column("_deleted")))
-            keys = int_column(latest, "_key")
-            take = np.isin(keys, need) & state.rows.contains(keys)
-            if take.any():
-                found = latest.filter(pa.array(take))
-                index.add(keys[take], embeddings_matrix(found.column("embedding"), index.settings.dimension))
-                need = np.setdiff1d(need, keys[take], assume_unique=True)
-        if len(need) and record.lake_seq > 0:
-            lake = self.lake.con
-            lake.register("_vecduck_need", pa.table({"k": need}))
-            try:
-                table = self.lake.read(
-                    f"SELECT _key, embedding FROM {self.lake.ref(record.id)}"
-                    " WHERE _key IN (SELECT k FROM _vecduck_need)",
-                    record.id,
-                )
-            finally:
-                lake.unregister("_vecduck_need")
-            keys = table.column("_key").to_numpy()
-            index.add(keys, embeddings_matrix(table.column("embedding"), index.settings.dimension))
-
-    def _column_keys(self, state: OpenCollection, sql: str, params: list[Any] | None = None) -> np.ndarray:
-        result = self.con.execute(sql.format(mirror=self._mirror(state)), params or []).fetchnumpy()
-        return np.sort(np.asarray(result["_key"], dtype=np.int64))
-
-    def _candidates(self, state: OpenCollection, sql: str, params: list[Any]) -> np.ndarray:
-        """Keys matching a filter, remembered until the next write: a notebook or a service
-        tends to ask many queries under the same filter."""
-        self._materialize(state)
-        signature = sql + "\x00" + repr(params)
-        found = state.filter_cache.get(signature)
-        if found is None:
-            found = self._column_keys(state, f"SELECT _key FROM {{mirror}} WHERE {sql}", params)
-            if len(state.filter_cache) >= FILTER_CACHE:
-                state.filter_cache.pop(next(iter(state.filter_cache)))
-            state.filter_cache[signature] = found
-        return found
-
-    def _mirror(self, state: OpenCollection) -> str:
-        """The mirror table's quoted name, built from the rows at first use and up to date."""
-        self._materialize(state)
-        if not state.mirror_loaded:
-            self._ensure_mirror(state)
-            if state.rows.live:
-                self._insert_mirror(state, state.rows.table())
-            state.mirror_loaded = True
-        return quote(state.mirror)
-
-    def _insert_mirror(self, state: OpenCollection, rows: pa.Table) -> None:
-        self.con.register("_vecduck_live", rows)
-        try:
-            self.con.execute(f"INSERT INTO {quote(state.mirror)} BY NAME SELECT * FROM _vecduck_live")
-        finally:
-            self.con.unregister("_vecduck_live")
-
-    def _ensure_mirror(self, state: OpenCollection) -> None:
-        """Create the mirror table, and add a column for every new metadata (key, kind)."""
-        if not state.mirror_columns:
-            base = ", ".join(f"{quote(name)} {kind}" for name, kind in BASE_COLUMNS.items())
-            self.con.execute(f"CREATE OR REPLACE TABLE {quote(state.mirror)} ({base})")
-            state.mirror_columns = set(BASE_COLUMNS)
-        for (_key, kind), column in state.record.columns.items():
-            if column not in state.mirror_columns:
-                self.con.execute(f"ALTER TABLE {quote(state.mirror)} ADD COLUMN {quote(column)} {SQL_TYPES[kind]}")
-                state.mirror_columns.add(column)
-
-    def _apply(self, state: OpenCollection, rows: pa.Table, vectors: np.ndarray | None = None) -> None:
-        """Apply resolved rows: to the index at once, to the mirror at the next read.
-
-        Deferring the mirror keeps a loop of single-row writes free of DuckDB
-        statements; `state.unapplied` answers for those rows until then. `vectors`, when
-        the writer has them, are the (all live) rows' vectors, not read back from Arrow.
-        """
-        if rows.num_rows == 0:
-            return
-        if state.index is None and state.record.dimension is not None:
-            state.index = VectorIndex(
-                hnsw_settings(state.record), self._index_path(state.record.id), sync=self.durability == "fsync"
-            )
-        deleted = rows.column("_deleted").to_numpy(zero_copy_only=False)
-        if state.index is not None:
-            state.index.remove(rows.column("_key").to_numpy(zero_copy_only=False)[deleted])
-            alive = rows.filter(pa.array(~deleted)) if deleted.any() else rows
-            if alive.num_rows:
-                if vectors is None or alive is not rows:
-                    vectors = embeddings_matrix(alive.column("embedding"), state.index.settings.dimension)
-                state.index.add(int_column(alive, "_key"), vectors)
-        state.unapplied.append(rows)
-        if rows.num_rows > 1_000 or len(state.unapplied) > 1_000:
-            self._materialize(state)
-        else:
-            for record_id, key, document, uri, metadata, is_deleted in zip(
-                rows.column("id").to_pylist(),
-                rows.column("_key").to_pylist(),
-                rows.column("document").to_pylist(),
-                rows.column("uri").to_pylist(),
-                rows.column("metadata").to_pylist(),
-                deleted.tolist(),
-                strict=True,
-            ):
-                state.unapplied_rows[record_id] = None if is_deleted else (key, document, uri, load_metadata(metadata))
-                state.recent_ids.add(record_id)
-        state.applied_seq = max(state.applied_seq, int(rows.column("_seq").to_numpy().max()))
-
-    def _materialize(self, state: OpenCollection) -> None:
-        """Bring the rows (and the mirror, once built) up to date with every applied write."""
-        if not state.unapplied:
-            return
-        # A deleted key never comes back (a re-added id gets a new key), so every
-        # tombstone's key goes, even where a later write of the same id follows it.
-        deleted = np.concatenate(
-            [t.column("_key").to_numpy()[t.column("_deleted").to_numpy(zero_copy_only=False)] for t in state.unapplied]
-        )
-        state.filter_cache.clear()
-        typed = state.typed
-        if len(state.unapplied) == 1 and typed is not None and typed[0] is state.unapplied[0]:
-            rows, live = typed[0], typed[1].drop_columns(["embedding"])  # typed by the lake commit
-            state.typed = None
-        else:
-            rows = latest_per_id(state.unapplied)
-            live = with_typed_columns(rows, state.record.columns, keep_embedding=False)
-        state.unapplied = []
-        state.unapplied_rows = {}
-        state.rows.apply(live, deleted)
-        for key, sparse in state.sparse.items():
-            sparse.remove(deleted)
-            column = state.record.columns.get((key, "sparse"))
-            sparse.replace(int_column(live, "_key"), live.column(column) if column in live.column_names else None)
-        if state.mirror_loaded:
-            self._ensure_mirror(state)
-            mirror = quote(state.mirror)
-            touched = rows.column("id").combine_chunks()
-            if len(touched) <= 1_000:
-                self.con.execute(
-                    f"DELETE FROM {mirror} WHERE id IN (SELECT unnest(?::VARCHAR[]))", [touched.to_pylist()]
-                )
-            else:
-                self.con.register("_vecduck_touched", pa.table({"id": touched}))
-                try:
-                    self.con.execute(f"DELETE FROM {mirror} WHERE id IN (SELECT id FROM _vecduck_touched)")
-                finally:
-                    self.con.unregister("_vecduck_touched")
-            if live.num_rows:
-                self._insert_mirror(state, live)
-        if state.id_hashes is not None:
-            self._remember_ids(state, live.column("id").to_pylist())
-
-    def _remember_ids(self, state: OpenCollection, ids: list[str]) -> None:
-        """Note ids known to be in the mirror (a superset is fine: it only costs a lookup)."""
-        if len(ids) > 10_000 or len(state.recent_ids) > 100_000:
-            self._rebuild_id_hashes(state)
-        else:
-            state.recent_ids.update(ids)
-
-    def _rebuild_id_hashes(self, state: OpenCollection) -> None:
-        self._materialize(state)
-        ids = state.rows.all_ids()
-        state.id_hashes = unique_keys(np.fromiter((hash(x) for x in ids), np.int64, len(ids)))
-        state.recent_ids = set()
-
-    def _maybe_present(self, state: OpenCollection, record_id: str) -> bool:
-        if record_id in state.recent_ids:
-            return True
-        if state.id_hashes is None:
-            self._rebuild_id_hashes(state)
-        hashes = state.id_hashes
-        assert hashes is not None
-        if len(hashes) == 0:
-            return False
-        h = hash(record_id)
-        at = int(np.searchsorted(hashes, h))
-        return at < len(hashes) and int(hashes[at]) == h
 
     # -- writes ---------------------------------------------------------------------------
     def write(
@@ -847,25 +510,6 @@ class Store:
             raise NotFoundError(f"Collection [{collection_id}] does not exist")
         return state[2]
 
-    def _where(
-        self,
-        state: OpenCollection,
-        ids: Sequence[str] | None,
-        where: dict[str, Any] | None,
-        where_document: dict[str, Any] | None,
-        params: list[Any],
-    ) -> str:
-        for pattern in regexes_in(where, where_document):
-            try:
-                self.con.execute("SELECT regexp_matches('', ?)", [pattern])
-            except duckdb.Error as exc:
-                raise InvalidArgumentError(f"Regex syntax error: {exc}") from None
-        sql = filter_sql(where, where_document, state.record.columns, params)
-        if ids is not None:
-            sql += " AND id IN (SELECT unnest(?::VARCHAR[]))"
-            params.append(list(ids))
-        return sql
-
     def select(
         self,
         collection_id: str,
@@ -987,42 +631,6 @@ class Store:
                         f"Collection expecting embedding with dimension of {dimension}, got {len(knn.dense)}"
                     )
 
-    def _search_candidates(self, state: OpenCollection, where: dict[str, Any] | None) -> np.ndarray | None:
-        """Sorted keys of the records a Search filter matches (None: no filter)."""
-        if where is None:
-            return None
-        for pattern in regexes_in(where, None):
-            try:
-                self.con.execute("SELECT regexp_matches('', ?)", [pattern])
-            except duckdb.Error as exc:
-                raise InvalidArgumentError(f"Regex syntax error: {exc}") from None
-        params: list[Any] = []
-        sql = where_sql(where, state.record.columns, params, ids=True)
-        return self._candidates(state, sql, params)
-
-    def _sparse_index(self, state: OpenCollection, key: str) -> SparseIndex:
-        """The sparse index of metadata `key`, as of every applied write: kept in memory
-        once built, else loaded from its saved file and caught up, else built from the rows."""
-        self._materialize(state)
-        found = state.sparse.get(key)
-        if found is not None:
-            return found
-        column = state.record.columns.get((key, "sparse"))
-        index = SparseIndex.load(self._sparse_path(state.record.id, key)) if column else None
-        if index is not None and index.seq <= state.applied_seq:
-            alive = index.slot_keys[: index.slots_used][index.alive[: index.slots_used]]
-            index.remove(alive[~state.rows.contains(alive)])
-            changed = state.rows.keys_written_after(index.seq)
-        else:
-            index = SparseIndex()
-            changed = state.rows.keys() if column and state.rows.live else np.empty(0, np.int64)
-        if len(changed):
-            index.replace(changed, state.rows.take(changed, [column]).column(column))
-        index.seq = state.applied_seq
-        state.sparse[key] = index
-        return index
-
-
 def rows_from(table: pa.Table | None, keys: np.ndarray | None = None) -> Rows:
     """Rows of a table of ROW_FIELDS; a field the table lacks comes back as an empty list,
     and `keys`, when given, are the table's keys (it then needs no `_key` column)."""
@@ -1068,16 +676,6 @@ def merge_metadata(old: dict[str, Any] | None, given: dict[str, Any] | None) -> 
     return merged
 
 
-def hnsw_settings(record: CollectionRecord) -> IndexSettings:
-    hnsw = record.configuration.get("hnsw") or {}
-    assert record.dimension is not None
-    return IndexSettings(
-        dimension=record.dimension,
-        space=hnsw.get("space", "l2"),
-        max_neighbors=int(hnsw.get("max_neighbors", 16)),
-        ef_construction=int(hnsw.get("ef_construction", 100)),
-        ef_search=int(hnsw.get("ef_search", 100)),
-    )
 
 
 __all__ = ["FLUSH_ROWS", "MIRROR_COLUMNS", "RESOLVED_SCHEMA", "Rows", "Store"]
