@@ -90,8 +90,9 @@ def embed_text_queries(
             text = knn["query"]
             if key == EMBEDDING_KEY:
                 if dense is None:
-                    raise InvalidArgumentError(
-                        "Cannot embed a text query: the collection has no embedding function for #embedding"
+                    raise ValueError(
+                        "You must provide an embedding function to compute embeddings: the collection has none"
+                        " to embed the text query on #embedding"
                     )
                 vector = np.asarray(dense(text), np.float32).tolist()
             else:
