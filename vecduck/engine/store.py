@@ -1,11 +1,10 @@
-"""One data folder: the registry, the lake, and each open collection's read model.
+"""One data folder: the registry, the lake, the write path, and the reads.
 
 Durable state is the lake (Parquet through DuckLake) plus the registry's write
-buffer. Each process reads through a read model per open collection: an in-memory
-DuckDB table of every live row without its vector (for filters, get, count and the
-join back after a search) and the usearch index (for vectors and nearest neighbours).
-Both are rebuilt from, and kept in step with, the durable state; other processes'
-commits are noticed by one cheap SQLite check per call.
+buffer. Writes are resolved into full rows and committed there; reads (get, count,
+query, search) answer from each process's read model of the collection
+(`engine/readmodel.py`: rows by key, a DuckDB mirror for filters, the vector index,
+sparse indexes), kept in step with the durable state.
 """
 
 from __future__ import annotations
