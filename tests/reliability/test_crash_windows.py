@@ -61,8 +61,15 @@ def test_lake_commit_without_registry_commit_is_never_read(tmp_path: Path, befor
     ids = col.get(include=[])["ids"]
     assert len(ids) == len(set(ids)) == before + ROWS
     assert client.sql('SELECT count(*), count(DISTINCT id) FROM "windows"').fetchone() == (before + ROWS,) * 2
-    found = col.query(query_embeddings=vectors[:5], n_results=1, include=["metadatas"])
-    assert found["ids"] == [[f"b{i}"] for i in range(5)]
+    stored = col.get(ids=[f"b{i}" for i in range(5)], include=["embeddings"])
+    np.testing.assert_array_equal(stored["embeddings"], vectors[:5])
+    found = col.query(query_embeddings=vectors[:20], n_results=1, include=["distances"])
+    # HNSW may miss a record now and then (approximate, as chromadb); each miss is found exactly by id
+    missed = [i for i in range(20) if found["ids"][i] != [f"b{i}"]]
+    assert len(missed) <= 1, missed
+    for i in missed:
+        exact = col.query(query_embeddings=vectors[i : i + 1], n_results=1, ids=[f"b{i}"], include=["distances"])
+        assert exact["ids"] == [[f"b{i}"]] and exact["distances"][0][0] < 1e-6
     client.close()
 
     # And a new process sees the same.
