@@ -73,7 +73,7 @@ HOSTILE: list[tuple[str, Any]] = [
     ("sparse negative index", {"rank": {"$knn": {"query": {**SPARSE, "indices": [-1, 2]}, "key": "sparse"}}}),
     ("sparse index beyond u32", {"rank": {"$knn": {"query": {**SPARSE, "indices": [1, 2**40]}, "key": "sparse"}}}),
     ("sparse length mismatch", {"rank": {"$knn": {"query": {**SPARSE, "values": [1.0]}, "key": "sparse"}}}),
-    ("sparse untagged", {"rank": {"$knn": {"query": {"indices": [1], "values": [1.0]}, "key": "sparse"}}}),
+    ("sparse with a wrong tag", {"rank": {"$knn": {"query": {**SPARSE, "#type": "dense"}, "key": "sparse"}}}),
     ("$sum not a list", {"rank": {"$sum": knn()}}),
     ("$sum empty", {"rank": {"$sum": []}}),
     ("$sub without right", {"rank": {"$sub": {"left": knn()}}}),

@@ -189,6 +189,8 @@ class _RankParser:
                 raise bad(f"$knn on {key!r} got text: no sparse embedding function is known for this key")
             if not (isinstance(query, dict) or is_sparse_vector(query)):
                 raise bad(f"$knn on the sparse key {key!r} requires a sparse vector query")
+            if isinstance(query, dict) and "#type" not in query:
+                query = {**query, "#type": "sparse_vector"}  # the JS client sends {indices, values} untagged
             vector = check_sparse_vector(query, "$knn query")
             self.knns.append(
                 KnnQuery(
