@@ -228,7 +228,7 @@ def test_metadata_kinds_round_trip_and_filter(client) -> None:
     col.update(ids=["a"], metadatas=[{"v": None, "new": "x"}])
     assert col.get(ids=["a"])["metadatas"] == [{"tags": ["a", "b"], "new": "x"}]
     col.upsert(ids=["c"], metadatas=[{"v": None, "flag": None}], embeddings=[[9.0]])
-    assert col.get(ids=["c"])["metadatas"] == [{}]
+    assert col.get(ids=["c"])["metadatas"] == [None]  # every key removed: no metadata, as chromadb reads it
 
 
 def test_storage_order_and_paging(client) -> None:

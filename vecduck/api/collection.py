@@ -135,12 +135,14 @@ class Collection:
         uris: Any,
     ) -> tuple[list[str], list[np.ndarray] | None, list[Any] | None, list[Any] | None, list[Any] | None]:
         """chromadb's client-side unpacking and checks, then embedding when needed."""
-        id_list = one_or_many_ids(ids)
         vectors = v.normalize_embeddings(embeddings)
         metadata_list = v.one_or_many(metadatas)
         document_list = v.one_or_many(documents)
         uri_list = v.one_or_many(uris)
         image_list = v.one_or_many(images)
+        if ids is None and mode == "add":
+            ids = generated_ids([vectors, metadata_list, document_list, uri_list, image_list])
+        id_list = one_or_many_ids(ids)
         v.validate_lengths(
             {
                 "ids": id_list,
@@ -200,14 +202,17 @@ class Collection:
 
     def add(
         self,
-        ids: Any,
+        ids: Any = None,
         embeddings: Any = None,
         metadatas: Any = None,
         documents: Any = None,
         images: Any = None,
         uris: Any = None,
     ) -> None:
-        """Add records; ids that already exist are left unchanged (as chromadb does)."""
+        """Add records; ids that already exist are left unchanged (as chromadb does).
+
+        Without `ids` (unlike chromadb, which raises TypeError) each record gets a new
+        uuid4 string id, readable back with `get()` like any other."""
         with v.in_method("add"):
             prepared = self._prepare_write("add", ids, embeddings, metadatas, documents, images, uris)
         self._write("add", *prepared)
@@ -563,12 +568,25 @@ class Collection:
     def _modify(self, name: Any, metadata: Any, configuration: Any) -> None:
         if name is not None:
             v.check_collection_name(name)
-        if metadata is not None:
+        if isinstance(metadata, dict) and metadata and any(value is None for value in metadata.values()):
+            # chromadb replaces the metadata and drops None values; nothing left reads back as None
+            metadata = {key: value for key, value in metadata.items() if value is not None}
+            if metadata:
+                v.check_collection_metadata(metadata)
+        elif metadata is not None:
             v.check_collection_metadata(metadata)
         new_configuration = updated_configuration(self._record.configuration, configuration) if configuration else None
         self._record = self._store.modify_collection(
             self._record.id, name=name, metadata=metadata, configuration=new_configuration
         )
+
+
+def generated_ids(fields: list[list[Any] | None]) -> list[str]:
+    """One new uuid4 id per record, the records counted from the first field given."""
+    given = next((field for field in fields if field is not None), None)
+    if given is None:
+        raise ValueError("Expected ids, or at least one of embeddings, metadatas, documents, uris to count the records")
+    return [str(uuid.uuid4()) for _ in given]
 
 
 def one_or_many_ids(ids: Any) -> Any:

@@ -294,6 +294,14 @@ class Registry:
         ).fetchone()
         return row[0], row[1], row[2]
 
+    def fix_dimension(self, db: sqlite3.Connection, collection_id: str, dimension: int) -> int:
+        """Set the dimension of a collection that has none yet; returns the new version."""
+        return db.execute(
+            "UPDATE collections SET dimension = coalesce(dimension, ?), version = version + 1 WHERE id = ?"
+            " RETURNING version",
+            (dimension, collection_id),
+        ).fetchone()[0]
+
     def append_pending(self, db: sqlite3.Connection, collection_id: str, seq: int, rows: pa.Table) -> None:
         db.execute(
             "INSERT INTO pending (seq, collection_id, rows) VALUES (?, ?, ?)",

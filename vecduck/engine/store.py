@@ -248,8 +248,8 @@ class Store(ReadModel):
                     if self.registry.get_by_name(name, record.tenant, record.database):
                         raise UniqueConstraintError(f"Collection [{name}] already exists")
                     self.registry.rename(db, collection_id, name)
-                if metadata is not None:
-                    self.registry.set_metadata(db, collection_id, metadata)
+                if metadata is not None:  # {}: no metadata any more
+                    self.registry.set_metadata(db, collection_id, metadata or None)
                 if configuration is not None:
                     self.registry.set_configuration(db, collection_id, configuration)
             record = self.get_collection_by_id(collection_id)
@@ -342,6 +342,12 @@ class Store(ReadModel):
                     out_docs.append(given_doc if given_doc is not None else old_doc)
                     out_uris.append(given_uri if given_uri is not None else old_uri)
             if not take:
+                if dimension is not None and record.dimension is None:
+                    # chromadb: a successful write that carries vectors fixes the dimension,
+                    # even when it changes no record (an update of unknown ids)
+                    with self.registry.transaction() as db:
+                        state.version = self.registry.fix_dimension(db, collection_id, dimension)
+                    record.dimension = dimension
                 return
             new_columns = self._new_columns(record, out_meta)
             with self.registry.transaction() as db:
@@ -661,7 +667,8 @@ def rows_from_strings(values: dict[str, list[bytes | None]], keys: np.ndarray) -
 
 
 def merge_metadata(old: dict[str, Any] | None, given: dict[str, Any] | None) -> dict[str, Any] | None:
-    """chromadb's update rule: given keys overwrite, a None value deletes its key."""
+    """chromadb's update rule: given keys overwrite, a None value deletes its key; a record
+    left without keys has no metadata (None)."""
     if given is None:
         return old
     merged = dict(old or {})
@@ -670,9 +677,7 @@ def merge_metadata(old: dict[str, Any] | None, given: dict[str, Any] | None) -> 
             merged.pop(key, None)
         else:
             merged[key] = value
-    if not merged and old is None:
-        return None  # nothing was there and nothing is added: still no metadata
-    return merged
+    return merged or None  # no key left: no metadata, as chromadb reads it back
 
 
 

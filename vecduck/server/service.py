@@ -16,7 +16,7 @@ from typing import Any
 from vecduck import __version__
 from vecduck.api import validation as v
 from vecduck.api.client import DEFAULT_DATABASE, DEFAULT_TENANT, MAX_BATCH_SIZE, Client
-from vecduck.api.collection import Collection
+from vecduck.api.collection import Collection, generated_ids
 from vecduck.engine.filters import filter_sql
 from vecduck.errors import ChromaError, InvalidArgumentError, NotFoundError
 from vecduck.server import wire
@@ -187,8 +187,7 @@ class Service:
         """add / upsert / update: repeated ids keep their last record, as Chroma's server does."""
         collection = self._collection(tenant, database, collection_id)
         body = wire.body_object(body)
-        ids = wire.ids_field(body, required=True)
-        assert ids is not None
+        ids = wire.ids_field(body, required=mode != "add")
         embeddings = wire.embeddings_field(body, "embeddings", nullable_items=mode == "update")
         if embeddings is None and mode != "update":
             raise wire.SchemaError(
@@ -197,6 +196,8 @@ class Service:
         metadatas = wire.metadatas_field(body)
         documents = wire.optional_str_list(body, "documents", nullable_items=True)
         uris = wire.optional_str_list(body, "uris", nullable_items=True)
+        if ids is None:  # an add without ids: vecduck gives each record a new uuid4 id
+            ids = generated_ids([embeddings, metadatas, documents, uris])
         wire.check_lengths(ids, embeddings=embeddings, metadatas=metadatas, documents=documents, uris=uris)
         if not ids:
             return {}
