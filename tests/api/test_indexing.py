@@ -5,6 +5,7 @@ the collection indexes (embedded, and through `vecduck run` for chromadb's clien
 from __future__ import annotations
 
 import copy
+import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,19 @@ from vecduck import K, Schema, SpannIndexConfig, SparseVectorIndexConfig, Vector
 from vecduck.errors import InvalidArgumentError
 from vecduck.utils.embedding_functions import ChromaBm25EmbeddingFunction
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from conftest import Server  # noqa: E402
+
+def _server_class() -> Any:
+    """`Server` of tests/server/conftest.py, loaded under a name of its own."""
+    path = Path(__file__).resolve().parents[1] / "server" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("vecduck_api_server_harness", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.Server
+
+
+Server = _server_class()
 
 
 def bm25_schema() -> Schema:
