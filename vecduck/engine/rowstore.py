@@ -73,6 +73,18 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
     return pa.concat_tables(tables, promote_options="default")
 
 
+def _select(table: pa.Table | pa.RecordBatch, columns: list[str]) -> pa.Table | pa.RecordBatch:
+    """`columns` of a table; one it lacks (a metadata column added after its rows were
+    written) comes back as nulls."""
+    names = table.schema.names
+    if all(name in names for name in columns):
+        return table.select(columns)
+    arrays = [table.column(name) if name in names else pa.nulls(table.num_rows) for name in columns]
+    if isinstance(table, pa.RecordBatch):
+        return pa.RecordBatch.from_arrays(arrays, names=columns)
+    return pa.Table.from_arrays(arrays, names=columns)
+
+
 class RowStore:
     """Live rows by key: a merged base table plus a tail of recent chunks."""
 
@@ -154,10 +166,10 @@ class RowStore:
         positions = self.position[np.asarray(keys, np.int64)]
         if not self.tail:
             return self._take_from_base(positions, columns)
-        base = self.base if columns is None else self.base.select(columns)
+        base = self.base if columns is None else _select(self.base, columns)
         if self._tail_table is None:
             self._tail_table = _concat(self.tail).combine_chunks()
-        tail = self._tail_table if columns is None else self._tail_table.select(columns)
+        tail = self._tail_table if columns is None else _select(self._tail_table, columns)
         cut = self.base.num_rows
         in_base = positions < cut
         if in_base.all():
@@ -179,7 +191,7 @@ class RowStore:
         if self._base_batch is None:
             batches = self.base.to_batches()
             self._base_batch = batches[0] if len(batches) == 1 else self.base
-        view = self._base_batch if columns is None else self._base_batch.select(columns)
+        view = self._base_batch if columns is None else _select(self._base_batch, columns)
         taken = view.take(positions_array(positions))
         return taken if isinstance(taken, pa.Table) else pa.Table.from_batches([taken])
 

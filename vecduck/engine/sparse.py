@@ -92,7 +92,7 @@ class SparseIndex:
         """The rows `keys` now hold the vectors in `column` (null: no vector under this key)."""
         keys = np.asarray(keys, np.int64)
         self.remove(keys)
-        if column is None or len(keys) == 0:
+        if column is None or len(keys) == 0 or pa.types.is_null(column.type):
             return
         lengths, indices, values = flatten_sparse(column)
         holding = lengths > 0  # an empty vector shares no term with any query: no slot
