@@ -10,6 +10,7 @@ import vecduck
 
 EXPECTED = {
     # clients and their results
+    "AdminClient",
     "Client",
     "EphemeralClient",
     "PersistentClient",

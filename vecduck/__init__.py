@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 
 from vecduck import errors
 from vecduck.api.client import (
+    AdminClient,
     Client,
     EphemeralClient,
     PersistentClient,
@@ -76,6 +77,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AdminClient",
     "BoolInvertedIndexConfig",
     "Client",
     "Collection",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import urllib.parse
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -70,6 +71,11 @@ def _to_json(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _scope(tenant: str, database: str) -> str:
+    quote = urllib.parse.quote
+    return f"/tenants/{quote(tenant, safe='')}/databases/{quote(database, safe='')}"
 
 
 def _metadatas(values: list[Any] | None) -> list[Any] | None:
@@ -259,10 +265,19 @@ class HttpClient(ClientBase):
             self.close()
             raise
 
+    def set_tenant(self, tenant: str, database: str = DEFAULT_DATABASE) -> None:
+        """Use another tenant (and database) from now on; both must exist on the server."""
+        self._request("GET", _scope(tenant, database))
+        self.tenant, self.database = tenant, database
+
+    def set_database(self, database: str) -> None:
+        """Use another database of the current tenant from now on; it must exist on the server."""
+        self._request("GET", _scope(self.tenant, database))
+        self.database = database
+
     # -- transport ----------------------------------------------------------------------
     def _scope_path(self, rest: str) -> str:
-        quote = urllib.parse.quote
-        return f"/tenants/{quote(self.tenant, safe='')}/databases/{quote(self.database, safe='')}{rest}"
+        return _scope(self.tenant, self.database) + rest
 
     def _request(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
         if self._http is None:
@@ -391,3 +406,66 @@ class HttpClient(ClientBase):
 
 
 __all__ = ["HttpClient", "HttpCollection"]
+
+
+class HttpAdminClient:
+    """chromadb's `AdminClient` against a server: tenants and databases over REST.
+
+    Made by `vecduck.AdminClient(Settings(chroma_server_host=..., chroma_server_http_port=...))`
+    or directly with the same arguments as `HttpClient`.
+    """
+
+    def __init__(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        ssl: bool | None = None,
+        headers: dict[str, str] | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        extra = (settings.extra if settings is not None else {}) or {}
+        self._client = HttpClient(
+            host=host or extra.get("chroma_server_host") or "localhost",
+            port=int(port or extra.get("chroma_server_http_port") or 8000),
+            ssl=bool(ssl if ssl is not None else extra.get("chroma_server_ssl_enabled", False)),
+            headers=headers,
+            settings=settings,
+        )
+
+    def _request(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        return self._client._request(method, path, body, params)
+
+    def create_tenant(self, name: str) -> None:
+        self._request("POST", "/tenants", {"name": name})
+
+    def get_tenant(self, name: str) -> dict[str, Any]:
+        return {"name": self._request("GET", f"/tenants/{urllib.parse.quote(name, safe='')}")["name"]}
+
+    def create_database(self, name: str, tenant: str = DEFAULT_TENANT) -> None:
+        self._request("POST", f"/tenants/{urllib.parse.quote(tenant, safe='')}/databases", {"name": name})
+
+    def get_database(self, name: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any]:
+        return _database(self._request("GET", _scope(tenant, name)))
+
+    def list_databases(
+        self, limit: int | None = None, offset: int | None = None, tenant: str = DEFAULT_TENANT
+    ) -> list[dict[str, Any]]:
+        params = {key: val for key, val in (("limit", limit), ("offset", offset)) if val is not None}
+        path = f"/tenants/{urllib.parse.quote(tenant, safe='')}/databases"
+        return [_database(found) for found in self._request("GET", path, params=params)]
+
+    def delete_database(self, name: str, tenant: str = DEFAULT_TENANT) -> None:
+        self._request("DELETE", _scope(tenant, name))
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> HttpAdminClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _database(found: dict[str, Any]) -> dict[str, Any]:
+    return {"id": uuid.UUID(str(found["id"])), "name": found["name"], "tenant": found["tenant"]}

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from vecduck.engine.lake import LAKE, attach, connect, quote, table_name
+from vecduck.engine.registry import DEFAULT_DATABASE, DEFAULT_TENANT
 from vecduck.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -69,6 +70,14 @@ def _snapshot_option(as_of: AsOf) -> str:
     raise InvalidArgumentError("as_of must be a snapshot id (int) or a timestamp")
 
 
+MEMORY = "memory"  # the catalog of an in-memory DuckDB instance
+
+
+def catalog_for(views: dict[str, str] | None) -> str:
+    """Where plain names resolve: the instance's own views when it has them, else the lake."""
+    return LAKE if views is None else MEMORY
+
+
 def sandbox(folder: str, as_of: AsOf = None, views: dict[str, str] | None = None) -> duckdb.DuckDBPyConnection:
     """A fresh DuckDB instance with the folder's lake attached read-only as `lake`, then locked.
 
@@ -79,15 +88,18 @@ def sandbox(folder: str, as_of: AsOf = None, views: dict[str, str] | None = None
     data = os.path.join(os.path.abspath(folder), "data") + os.sep
     con = connect()
     attach(con, folder, "READ_ONLY" + _snapshot_option(as_of))
-    con.execute(f"USE {LAKE}")
     existing = {
         r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [LAKE]).fetchall()
     }
+    # The views live in the instance's own (in-memory) catalog, which plain names resolve
+    # to first; without them, plain names are the lake's own views (the default database's).
     for name, table in (views or {}).items():
         if table in existing:
             con.execute(
-                f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS SELECT * EXCLUDE (_key, _seq) FROM {LAKE}.{quote(table)}"
+                f"CREATE OR REPLACE VIEW {MEMORY}.main.{quote(name)} AS"
+                f" SELECT * EXCLUDE (_key, _seq) FROM {LAKE}.main.{quote(table)}"
             )
+    con.execute(f"USE {catalog_for(views)}")
     con.execute("SET allowed_directories = ?", [[data]])
     con.execute("SET enable_external_access = false")
     con.execute("SET autoinstall_known_extensions = false")
@@ -97,21 +109,36 @@ def sandbox(folder: str, as_of: AsOf = None, views: dict[str, str] | None = None
 
 
 class _Sandboxes:
-    """One locked DuckDB instance per open store (attaching costs ~0.3 s); a cursor per call."""
+    """One locked DuckDB instance per open store and set of views (attaching costs ~0.3 s);
+    a cursor per call. The default database's collections are the lake's own views; another
+    database's are temporary views made with the instance (remade when its collections change)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_store: weakref.WeakKeyDictionary[Any, duckdb.DuckDBPyConnection] = weakref.WeakKeyDictionary()
+        self._by_store: weakref.WeakKeyDictionary[Any, dict[Any, duckdb.DuckDBPyConnection]] = (
+            weakref.WeakKeyDictionary()
+        )
 
-    def cursor(self, store: Store) -> duckdb.DuckDBPyConnection:
+    def cursor(self, store: Store, views: dict[str, str] | None = None) -> duckdb.DuckDBPyConnection:
+        signature = None if views is None else tuple(sorted(views.items()))
         with self._lock:
-            con = self._by_store.get(store)
+            known = self._by_store.get(store)
+            if known is None:
+                known = self._by_store[store] = {}
+                weakref.finalize(store, _close_all_quietly, known)
+            con = known.get(signature)
             if con is None:
-                con = self._by_store[store] = sandbox(store.folder)
-                weakref.finalize(store, _close_quietly, con)
+                for stale in [key for key in known if key is not None]:  # one other set kept at a time
+                    _close_quietly(known.pop(stale))
+                con = known[signature] = sandbox(store.folder, views=views)
         cur = con.cursor()
-        cur.execute(f"USE {LAKE}")
+        cur.execute(f"USE {catalog_for(views)}")
         return cur
+
+
+def _close_all_quietly(connections: dict[Any, duckdb.DuckDBPyConnection]) -> None:
+    for con in connections.values():
+        _close_quietly(con)
 
 
 def _close_quietly(con: duckdb.DuckDBPyConnection) -> None:
@@ -165,14 +192,15 @@ def run_sql(
 ) -> duckdb.DuckDBPyRelation:
     """Run one read-only DuckDB query over the client's collections; returns a lazy relation."""
     store = client._store_for_use()
+    _ensure_lake(store)
+    records = store.registry.list(client.tenant, client.database)
+    views = {r.name: table_name(r.id) for r in records}
     if as_of is None:
-        _ensure_lake(store)
-        con = SANDBOXES.cursor(store)
+        default = (client.tenant, client.database) == (DEFAULT_TENANT, DEFAULT_DATABASE)
+        con = SANDBOXES.cursor(store, None if default else views)
     else:
-        _ensure_lake(store)
-        records = store.registry.list("default_tenant", "default_database")
         try:
-            con = sandbox(store.folder, as_of, {r.name: table_name(r.id) for r in records})
+            con = sandbox(store.folder, as_of, views)
         except duckdb.Error as exc:
             raise InvalidArgumentError(f"No lake snapshot for as_of={as_of!r}: {exc}") from None
     _check_statement(con, query)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import copy
 import os
 import shutil
 import tempfile
 import threading
 import time
+import uuid
 from typing import Any
 
 from vecduck import __version__
@@ -135,6 +137,28 @@ class Client(ClientBase):
             os.makedirs(self._path, exist_ok=True)
             self._store = STORES.acquire(self._path, self._settings.durability)
             self._shared = True
+        try:
+            check_scope(self._store, tenant, database)
+        except Exception:
+            self.close()
+            raise
+
+    def _scoped(self, tenant: str, database: str) -> Client:
+        """This client aimed at another tenant and database (the same store; closing it
+        releases nothing). For the server, which serves every tenant from one client."""
+        scoped = copy.copy(self)
+        scoped.tenant, scoped.database, scoped._shared = tenant, database, False
+        return scoped
+
+    def set_tenant(self, tenant: str, database: str = DEFAULT_DATABASE) -> None:
+        """Use another tenant (and database) from now on; both must exist."""
+        check_scope(self._store_for_use(), tenant, database)
+        self.tenant, self.database = tenant, database
+
+    def set_database(self, database: str) -> None:
+        """Use another database of the current tenant from now on; it must exist."""
+        check_scope(self._store_for_use(), self.tenant, database)
+        self.database = database
 
     # -- lifecycle ------------------------------------------------------------------------
     def _store_for_use(self) -> Store:
@@ -246,6 +270,106 @@ class Client(ClientBase):
         return client_html(self)
 
 
+def check_tenant_name(name: Any) -> str:
+    """chromadb's rule: at least 3 characters; vecduck also refuses "/" (a URL path segment)."""
+    if not isinstance(name, str):
+        raise InvalidArgumentError(f"Validation error: name: expected a string, got {type(name).__name__}")
+    if len(name) < 3:
+        raise InvalidArgumentError(
+            f'Validation error: name: Validation error: length [{{"value": String("{name}"), "min": Number(3)}}]'
+        )
+    _check_path_safe(name, "tenant")
+    return name
+
+
+def check_database_name(name: Any) -> str:
+    """chromadb's rule: at least 3 characters; vecduck also refuses "/" (a URL path segment)."""
+    if not isinstance(name, str):
+        raise InvalidArgumentError(f"Validation error: database name: expected a string, got {type(name).__name__}")
+    if len(name) < 3:
+        raise InvalidArgumentError("database name must be at least 3 characters")
+    _check_path_safe(name, "database")
+    return name
+
+
+def _check_path_safe(name: str, what: str) -> None:
+    v.check_text(name, f"Validation error: {what} name")
+    if "/" in name or "\x00" in name:
+        raise InvalidArgumentError(f"Validation error: {what} name must not contain '/' or NUL, got {name!r}")
+
+
+def check_scope(store: Store | None, tenant: str, database: str) -> None:
+    """The tenant and database a client uses must exist (chromadb's errors)."""
+    if store is None:
+        raise InvalidArgumentError("This client is closed")
+    if not isinstance(tenant, str) or not store.registry.tenant_exists(tenant):
+        raise NotFoundError(f"Tenant [{tenant}] not found")
+    check_database_name(database)
+    store.get_database(database, tenant)
+
+
+class AdminClient:
+    """Tenants and databases of a folder (chromadb's `AdminClient`): create, get, list, delete.
+
+    `AdminClient()` manages the in-memory store every `Client()` shares;
+    `AdminClient(Settings(is_persistent=True, persist_directory=path))` a folder. For a
+    server, use `vecduck.HttpClient`'s admin: `AdminClient(Settings(chroma_server_host=...,
+    chroma_server_http_port=...))` returns `vecduck.http_client.HttpAdminClient`.
+    """
+
+    def __new__(cls, settings: Settings | None = None) -> Any:
+        extra = (settings.extra if settings is not None else {}) or {}
+        if extra.get("chroma_server_host") or str(extra.get("chroma_api_impl", "")).endswith("FastAPI"):
+            from vecduck.http_client import HttpAdminClient
+
+            return HttpAdminClient(settings=settings)
+        return super().__new__(cls)
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._client = Client(settings=settings)
+
+    def _store(self) -> Store:
+        return self._client._store_for_use()
+
+    def create_tenant(self, name: str) -> None:
+        self._store().create_tenant(check_tenant_name(name))
+
+    def get_tenant(self, name: str) -> dict[str, Any]:
+        self._store().check_tenant(name)
+        return {"name": name}
+
+    def create_database(self, name: str, tenant: str = DEFAULT_TENANT) -> None:
+        self._store().create_database(check_database_name(name), tenant)
+
+    def get_database(self, name: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any]:
+        return database_dict(self._store().get_database(check_database_name(name), tenant))
+
+    def list_databases(
+        self, limit: int | None = None, offset: int | None = None, tenant: str = DEFAULT_TENANT
+    ) -> list[dict[str, Any]]:
+        """The tenant's databases by name, `offset` and `limit` as in list_collections."""
+        found = self._store().list_databases(tenant, v.check_limit(limit), v.check_limit(offset, "offset"))
+        return [database_dict(d) for d in found]
+
+    def delete_database(self, name: str, tenant: str = DEFAULT_TENANT) -> None:
+        """Delete a database and every collection in it (atomically)."""
+        self._store().delete_database(check_database_name(name), tenant)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> AdminClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def database_dict(found: dict[str, Any]) -> dict[str, Any]:
+    """chromadb's `Database`: its id as a UUID."""
+    return {"id": uuid.UUID(str(found["id"])), "name": found["name"], "tenant": found["tenant"]}
+
+
 def EphemeralClient(  # noqa: N802 - chromadb's factory name
     settings: Settings | None = None, tenant: str = DEFAULT_TENANT, database: str = DEFAULT_DATABASE
 ) -> Client:
@@ -263,4 +387,4 @@ def PersistentClient(  # noqa: N802 - chromadb's factory name
     return Client(settings=settings, tenant=tenant, database=database, path=path)
 
 
-__all__ = ["Client", "EphemeralClient", "NotFoundError", "PersistentClient", "Settings"]
+__all__ = ["AdminClient", "Client", "EphemeralClient", "NotFoundError", "PersistentClient", "Settings"]

@@ -28,7 +28,7 @@ from vecduck.engine.columns import ColumnMap
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS collections (
     id TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
     metadata TEXT,
     configuration TEXT NOT NULL,
     dimension INTEGER,
@@ -40,7 +40,16 @@ CREATE TABLE IF NOT EXISTS collections (
     lake_seq INTEGER NOT NULL DEFAULT 0,
     version INTEGER NOT NULL DEFAULT 0,
     lake_intent INTEGER NOT NULL DEFAULT 0,
-    schema TEXT
+    schema TEXT,
+    UNIQUE (tenant, database, name)
+);
+CREATE TABLE IF NOT EXISTS tenants (name TEXT PRIMARY KEY, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS databases (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    UNIQUE (tenant, name)
 );
 CREATE TABLE IF NOT EXISTS columns (
     collection_id TEXT NOT NULL,
@@ -57,6 +66,12 @@ CREATE TABLE IF NOT EXISTS pending (
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+DEFAULT_TENANT = "default_tenant"
+DEFAULT_DATABASE = "default_database"
+DEFAULT_DATABASE_ID = "00000000-0000-0000-0000-000000000000"
+# The registry's layout version (counters 'layout'): 2 added tenants and databases, and
+# made collection names unique per database instead of per folder.
+LAYOUT = 2
 
 
 @dataclass
@@ -111,10 +126,58 @@ class Registry:
             if column not in known:  # a folder from before this column
                 with suppress(sqlite3.OperationalError):  # another process added it first
                     self._conn.execute(f"ALTER TABLE collections ADD COLUMN {column} {declaration}")
+        self._upgrade_layout()
         self._thread_lock = threading.RLock()
         self._lock_file = open(lock_path, "a+b")  # noqa: SIM115 - held for the registry's life
         self._lock_depth = 0
         self._data_version = -1
+
+    def _upgrade_layout(self) -> None:
+        """Bring an older folder's registry to LAYOUT, in one transaction (another process
+        may be doing the same: BEGIN IMMEDIATE serialises them, the second finds it done).
+
+        Layout 2: the default tenant and database exist as rows (and every tenant and
+        database a collection names), and a collection's name is unique in its database
+        (the table is rebuilt without the old folder-wide UNIQUE(name))."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = self._conn.execute("SELECT value FROM counters WHERE name = 'layout'").fetchone()
+            if row is None or row[0] < 2:
+                table_sql = self._conn.execute(
+                    "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'collections'"
+                ).fetchone()[0]
+                if "NAME TEXT NOT NULL UNIQUE" in " ".join(table_sql.upper().split()):
+                    columns = ", ".join(r[1] for r in self._conn.execute("PRAGMA table_info(collections)"))
+                    self._conn.execute("ALTER TABLE collections RENAME TO collections_layout1")
+                    self._conn.execute(SCHEMA.split(";")[0])  # the new collections table (execute: no commit)
+                    self._conn.execute(
+                        f"INSERT INTO collections ({columns}) SELECT {columns} FROM collections_layout1"
+                    )
+                    self._conn.execute("DROP TABLE collections_layout1")
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO tenants SELECT DISTINCT tenant, 0 FROM collections"
+                    " UNION SELECT ?, 0",
+                    (DEFAULT_TENANT,),
+                )
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO databases VALUES (?, ?, ?, 0)",
+                    (DEFAULT_DATABASE_ID, DEFAULT_TENANT, DEFAULT_DATABASE),
+                )
+                for tenant, database in self._conn.execute(
+                    "SELECT DISTINCT tenant, database FROM collections"
+                ).fetchall():
+                    self._conn.execute(
+                        "INSERT OR IGNORE INTO databases VALUES (lower(hex(randomblob(16))), ?, ?, 0)",
+                        (tenant, database),
+                    )
+                self._conn.execute(
+                    "INSERT INTO counters VALUES ('layout', ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                    (LAYOUT,),
+                )
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
 
     def set_durability(self, durability: str) -> None:
         """When a commit reaches the disk.
@@ -235,10 +298,7 @@ class Registry:
             return [row[0] for row in self._conn.execute("SELECT id FROM collections")]
 
     def insert(self, db: sqlite3.Connection, record: CollectionRecord) -> None:
-        created = db.execute(
-            "INSERT INTO counters VALUES ('created', 1) ON CONFLICT(name) DO UPDATE SET value = value + 1"
-            " RETURNING value"
-        ).fetchone()[0]
+        created = self._next_created(db)
         db.execute(
             "INSERT INTO collections (id, name, metadata, configuration, dimension, created, tenant, database, schema)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -353,8 +413,53 @@ class Registry:
             ).fetchone()
 
     def reset(self, db: sqlite3.Connection) -> None:
-        for table in ("collections", "columns", "pending"):
+        for table in ("collections", "columns", "pending", "tenants", "databases"):
             db.execute(f"DELETE FROM {table}")
+        db.execute("INSERT INTO tenants VALUES (?, 0)", (DEFAULT_TENANT,))
+        db.execute("INSERT INTO databases VALUES (?, ?, ?, 0)", (DEFAULT_DATABASE_ID, DEFAULT_TENANT, DEFAULT_DATABASE))
+
+    # -- tenants and databases ---------------------------------------------------------
+    def _next_created(self, db: sqlite3.Connection) -> int:
+        return db.execute(
+            "INSERT INTO counters VALUES ('created', 1) ON CONFLICT(name) DO UPDATE SET value = value + 1"
+            " RETURNING value"
+        ).fetchone()[0]
+
+    def tenant_exists(self, name: str) -> bool:
+        with self._thread_lock:
+            return self._conn.execute("SELECT 1 FROM tenants WHERE name = ?", (name,)).fetchone() is not None
+
+    def insert_tenant(self, db: sqlite3.Connection, name: str) -> None:
+        db.execute("INSERT INTO tenants VALUES (?, ?)", (name, self._next_created(db)))
+
+    def get_database(self, tenant: str, name: str) -> tuple[str, str, str] | None:
+        """(id, name, tenant) of a database, or None."""
+        with self._thread_lock:
+            return self._conn.execute(
+                "SELECT id, name, tenant FROM databases WHERE tenant = ? AND name = ?", (tenant, name)
+            ).fetchone()
+
+    def list_databases(self, tenant: str, limit: int | None, offset: int | None) -> list[tuple[str, str, str]]:
+        """(id, name, tenant) of a tenant's databases, by name (as chromadb lists them)."""
+        with self._thread_lock:
+            return self._conn.execute(
+                "SELECT id, name, tenant FROM databases WHERE tenant = ? ORDER BY name LIMIT ? OFFSET ?",
+                (tenant, -1 if limit is None else limit, offset or 0),
+            ).fetchall()
+
+    def insert_database(self, db: sqlite3.Connection, database_id: str, tenant: str, name: str) -> None:
+        db.execute("INSERT INTO databases VALUES (?, ?, ?, ?)", (database_id, tenant, name, self._next_created(db)))
+
+    def delete_database(self, db: sqlite3.Connection, tenant: str, name: str) -> list[str]:
+        """Delete a database and every collection in it; returns the collections' ids."""
+        ids = [
+            row[0]
+            for row in db.execute("SELECT id FROM collections WHERE tenant = ? AND database = ?", (tenant, name))
+        ]
+        for collection_id in ids:
+            self.delete(db, collection_id)
+        db.execute("DELETE FROM databases WHERE tenant = ? AND name = ?", (tenant, name))
+        return ids
 
 
 def remove_quietly(path: str) -> None:

@@ -33,7 +33,7 @@ from vecduck.engine.columns import (
 from vecduck.engine.index import IndexSettings, VectorIndex
 from vecduck.engine.lake import Lake, connect, table_name
 from vecduck.engine.readmodel import OpenCollection, ReadModel, hnsw_settings
-from vecduck.engine.registry import CollectionRecord, Registry
+from vecduck.engine.registry import DEFAULT_DATABASE, DEFAULT_TENANT, CollectionRecord, Registry
 from vecduck.engine.rows import (
     RESOLVED_SCHEMA,
     latest_per_id,
@@ -152,7 +152,7 @@ class Store(ReadModel):
             for table in tables - known:
                 if table.startswith("c_"):
                     lake.drop_table(table)
-            records = self.registry.list("default_tenant", "default_database")
+            records = self.registry.list(DEFAULT_TENANT, DEFAULT_DATABASE)
             views = lake.views()
             for view in views - {r.name for r in records}:
                 lake.drop_view(view)
@@ -172,6 +172,8 @@ class Store(ReadModel):
         schema: dict[str, Any] | None = None,
     ) -> CollectionRecord:
         with self._lock, self.registry.writer_lock():
+            if self.registry.get_database(tenant, database) is None:
+                raise NotFoundError(f"Database [{database}] not found. Are you sure it exists?")
             existing = self.registry.get_by_name(name, tenant, database)
             if existing is not None:
                 if get_or_create:
@@ -226,7 +228,8 @@ class Store(ReadModel):
     def _drop_lake_table(self, record: CollectionRecord) -> None:
         """Drop a deleted collection's view, table and index files (lake only if it has one)."""
         if record.lake_seq > 0:
-            self.lake.drop_view(record.name)
+            if has_view(record):
+                self.lake.drop_view(record.name)
             self.lake.drop(record.id)
         VectorIndex(IndexSettings(1), self._index_path(record.id)).discard_files()
         RowStore.discard(self._rows_path(record.id))
@@ -253,7 +256,7 @@ class Store(ReadModel):
                 if configuration is not None:
                     self.registry.set_configuration(db, collection_id, configuration)
             record = self.get_collection_by_id(collection_id)
-            if record.name != old_name and record.lake_seq > 0:
+            if record.name != old_name and record.lake_seq > 0 and has_view(record):
                 self.lake.drop_view(old_name)
                 self._sync_view(record)
             state = self._open.get(collection_id)
@@ -272,10 +275,60 @@ class Store(ReadModel):
                 self._forget(cid)
                 if record is not None:
                     self._drop_lake_table(record)
+            with self.registry.transaction() as db:
+                self.registry.reset(db)  # back to the default tenant and database only
+
+    # -- tenants and databases ------------------------------------------------------------
+    def create_tenant(self, name: str) -> None:
+        with self._lock, self.registry.writer_lock():
+            if self.registry.tenant_exists(name):
+                raise UniqueConstraintError(f"Tenant [{name}] already exists")
+            with self.registry.transaction() as db:
+                self.registry.insert_tenant(db, name)
+
+    def check_tenant(self, name: str) -> None:
+        if not self.registry.tenant_exists(name):
+            raise NotFoundError(f"Tenant [{name}] not found")
+
+    def create_database(self, name: str, tenant: str) -> dict[str, str]:
+        with self._lock, self.registry.writer_lock():
+            self.check_tenant(tenant)
+            if self.registry.get_database(tenant, name) is not None:
+                raise UniqueConstraintError(f"Database [{name}] already exists")
+            database_id = str(uuid.uuid4())
+            with self.registry.transaction() as db:
+                self.registry.insert_database(db, database_id, tenant, name)
+            return {"id": database_id, "name": name, "tenant": tenant}
+
+    def get_database(self, name: str, tenant: str) -> dict[str, str]:
+        found = self.registry.get_database(tenant, name)
+        if found is None:
+            raise NotFoundError(f"Database [{name}] not found. Are you sure it exists?")
+        return {"id": found[0], "name": found[1], "tenant": found[2]}
+
+    def list_databases(self, tenant: str, limit: int | None, offset: int | None) -> list[dict[str, str]]:
+        return [
+            {"id": row[0], "name": row[1], "tenant": row[2]}
+            for row in self.registry.list_databases(tenant, limit, offset)
+        ]
+
+    def delete_database(self, name: str, tenant: str) -> None:
+        """Delete a database and its collections in one registry transaction (the commit
+        point); their lake tables are dropped after, or at the next open after a crash,
+        and their files freed at the next compaction."""
+        with self._lock, self.registry.writer_lock():
+            if self.registry.get_database(tenant, name) is None:
+                raise NotFoundError(f"Database [{name}] not found")
+            records = self.registry.list(tenant, name)
+            with self.registry.transaction() as db:
+                self.registry.delete_database(db, tenant, name)
+            for record in records:
+                self._forget(record.id)
+                self._drop_lake_table(record)
 
     def _sync_view(self, record: CollectionRecord) -> None:
         """A lake view named after the collection, for plain-DuckDB users."""
-        if record.tenant == "default_tenant" and record.database == "default_database":
+        if has_view(record):
             self.lake.create_view(record.name, record.id)
 
     # -- writes ---------------------------------------------------------------------------
@@ -635,6 +688,12 @@ class Store(ReadModel):
                     raise InvalidArgumentError(
                         f"Collection expecting embedding with dimension of {dimension}, got {len(knn.dense)}"
                     )
+
+def has_view(record: CollectionRecord) -> bool:
+    """Collections of the default database have a lake view named after them (names are
+    unique per database, so only one database can own the plain names in the lake)."""
+    return record.tenant == DEFAULT_TENANT and record.database == DEFAULT_DATABASE
+
 
 def rows_from(table: pa.Table | None, keys: np.ndarray | None = None) -> Rows:
     """Rows of a table of ROW_FIELDS; a field the table lacks comes back as an empty list,

@@ -134,7 +134,12 @@ def routes(service: Service, limit: int) -> list[Route]:
         (PREFIX + "/tenants", "POST", lambda p, b, q: s.create_tenant(b), {"body": True}),
         (PREFIX + "/tenants/{tenant}", "GET", lambda p, b, q: s.get_tenant(p["tenant"]), {}),
         (PREFIX + "/tenants/{tenant}", "PATCH", refuse(not_supported("Updating tenants")), {}),
-        (PREFIX + "/tenants/{tenant}/databases", "GET", lambda p, b, q: s.list_databases(p["tenant"]), {}),
+        (
+            PREFIX + "/tenants/{tenant}/databases",
+            "GET",
+            lambda p, b, q: s.list_databases(p["tenant"], q.get("limit"), q.get("offset")),
+            {},
+        ),
         (
             PREFIX + "/tenants/{tenant}/databases",
             "POST",
@@ -142,7 +147,7 @@ def routes(service: Service, limit: int) -> list[Route]:
             {"body": True},
         ),
         (SCOPE, "GET", lambda p, b, q: s.get_database(p["tenant"], p["database"]), {}),
-        (SCOPE, "DELETE", refuse(not_supported("Deleting databases")), {}),
+        (SCOPE, "DELETE", lambda p, b, q: s.delete_database(p["tenant"], p["database"]), {}),
         (
             SCOPE + "/collections",
             "GET",

@@ -15,13 +15,19 @@ from typing import Any
 
 from vecduck import __version__
 from vecduck.api import validation as v
-from vecduck.api.client import DEFAULT_DATABASE, DEFAULT_TENANT, MAX_BATCH_SIZE, Client
+from vecduck.api.client import (
+    DEFAULT_DATABASE,
+    DEFAULT_TENANT,
+    MAX_BATCH_SIZE,
+    Client,
+    check_database_name,
+    check_scope,
+    check_tenant_name,
+)
 from vecduck.api.collection import Collection, generated_ids
 from vecduck.engine.filters import filter_sql
 from vecduck.errors import ChromaError, InvalidArgumentError, NotFoundError
 from vecduck.server import wire
-
-ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
 
 class HttpError(ChromaError):
@@ -68,43 +74,42 @@ class Service:
             raise HttpError(403, "ChromaError", "Reset is disabled by config")
         return self.client.reset()  # the client is opened with allow_reset=self.allow_reset
 
-    # -- tenants and databases (one of each: the defaults) ----------------------------------
+    # -- tenants and databases ----------------------------------------------------------------
+    @property
+    def _store(self) -> Any:
+        return self.client._store_for_use()
+
+    def _scoped(self, tenant: str, database: str) -> Client:
+        """The server's client, aimed at a request's tenant and database (which must exist)."""
+        self._scope(tenant, database)
+        return self.client._scoped(tenant, database)
+
     def get_tenant(self, tenant: str) -> dict[str, Any]:
-        self._tenant(tenant)
+        self._store.check_tenant(tenant)
         return {"name": tenant, "resource_name": None}
 
     def create_tenant(self, body: Any) -> dict[str, Any]:
-        name = wire.body_object(body).get("name")
-        if name == DEFAULT_TENANT:
-            raise HttpError(409, "ChromaError", f"Tenant [{name}] already exists")
-        raise not_supported("Creating tenants other than default_tenant")
+        self._store.create_tenant(check_tenant_name(wire.body_object(body).get("name")))
+        return {}
 
-    def list_databases(self, tenant: str) -> list[dict[str, Any]]:
-        self._tenant(tenant)
-        return [self._database_json(tenant)]
+    def list_databases(self, tenant: str, limit: Any = None, offset: Any = None) -> list[dict[str, Any]]:
+        limit, offset = _query_int(limit, "limit"), _query_int(offset, "offset")
+        return self._store.list_databases(tenant, limit, offset)
 
     def get_database(self, tenant: str, database: str) -> dict[str, Any]:
-        self._scope(tenant, database)
-        return self._database_json(tenant)
+        self._store.check_tenant(tenant)
+        return self._store.get_database(check_database_name(database), tenant)
 
     def create_database(self, tenant: str, body: Any) -> dict[str, Any]:
-        self._tenant(tenant)
-        name = wire.body_object(body).get("name")
-        if name == DEFAULT_DATABASE:
-            raise HttpError(409, "ChromaError", f"Database [{name}] already exists")
-        raise not_supported("Creating databases other than default_database")
+        self._store.create_database(check_database_name(wire.body_object(body).get("name")), tenant)
+        return {}
 
-    def _database_json(self, tenant: str) -> dict[str, Any]:
-        return {"id": ZERO_UUID, "name": DEFAULT_DATABASE, "tenant": tenant}
-
-    def _tenant(self, tenant: str) -> None:
-        if tenant != DEFAULT_TENANT:
-            raise NotFoundError(f"Tenant [{tenant}] not found")
+    def delete_database(self, tenant: str, database: str) -> dict[str, Any]:
+        self._store.delete_database(check_database_name(database), tenant)
+        return {}
 
     def _scope(self, tenant: str, database: str) -> None:
-        self._tenant(tenant)
-        if database != DEFAULT_DATABASE:
-            raise NotFoundError(f"Database [{database}] not found. Are you sure it exists?")
+        check_scope(self._store, tenant, database)
 
     # -- collections ------------------------------------------------------------------------
     def list_collections(self, tenant: str, database: str, limit: Any, offset: Any) -> list[dict[str, Any]]:
@@ -112,17 +117,16 @@ class Service:
         limit, offset = _query_int(limit, "limit"), _query_int(offset, "offset")
         # The store's records directly: Client.list_collections would rebuild every
         # collection's embedding function, which a server must never do.
-        records = self.client._store_for_use().list_collections(
+        records = self._store.list_collections(
             tenant, database, v.check_limit(limit), v.check_limit(offset, "offset")
         )
         return [wire.collection_json(Collection(self.client, record, None)) for record in records]
 
     def count_collections(self, tenant: str, database: str) -> int:
-        self._scope(tenant, database)
-        return self.client.count_collections()
+        return self._scoped(tenant, database).count_collections()
 
     def create_collection(self, tenant: str, database: str, body: Any) -> dict[str, Any]:
-        self._scope(tenant, database)
+        client = self._scoped(tenant, database)
         body = wire.body_object(body)
         name = body.get("name")
         if not isinstance(name, str):
@@ -134,7 +138,7 @@ class Service:
         # The stored embedding-function record is the request's, verbatim (None if absent):
         # build_configuration lets configuration["embedding_function"] win.
         configuration.setdefault("embedding_function", None)
-        collection = self.client.create_collection(
+        collection = client.create_collection(
             name,
             schema=wire.dict_field(body, "schema"),
             configuration=configuration,
@@ -145,15 +149,13 @@ class Service:
         return wire.collection_json(collection)
 
     def get_collection(self, tenant: str, database: str, name: str) -> dict[str, Any]:
-        self._scope(tenant, database)
-        return wire.collection_json(self.client.get_collection(name, embedding_function=None))
+        return wire.collection_json(self._scoped(tenant, database).get_collection(name, embedding_function=None))
 
     def get_collection_by_id(self, tenant: str, database: str, collection_id: str) -> dict[str, Any]:
         return wire.collection_json(self._collection(tenant, database, collection_id))
 
     def delete_collection(self, tenant: str, database: str, name: str) -> dict[str, Any]:
-        self._scope(tenant, database)
-        self.client.delete_collection(name)
+        self._scoped(tenant, database).delete_collection(name)
         return {}
 
     def modify_collection(self, tenant: str, database: str, collection_id: str, body: Any) -> dict[str, Any]:
