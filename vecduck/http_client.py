@@ -31,6 +31,7 @@ from vecduck.api.embedding import (
 )
 from vecduck.api.types import (
     GetResult,
+    IndexingStatus,
     QueryResult,
     SearchResult,
     as_sparse_vector,
@@ -207,6 +208,17 @@ class HttpCollection(Collection):
                 "distances": answer.get("distances") if "distances" in include else None,
             }
         )
+
+    def _fork(self, new_name: str) -> CollectionRecord:
+        return self._client._record(self._client._request("POST", self._path("/fork"), {"new_name": new_name}))
+
+    def fork_count(self) -> int:
+        """How many forks the tree this collection belongs to has seen (deleted ones too)."""
+        return int(self._client._request("GET", self._path("/fork_count"))["count"])
+
+    def get_indexing_status(self) -> IndexingStatus:
+        """Record operations written and how many of them the server's vector index holds yet."""
+        return IndexingStatus(**self._client._request("GET", self._path("/indexing_status")))
 
     def _search(self, payloads: list[dict[str, Any]], read_level: Any = "index_and_wal") -> SearchResult:
         level = getattr(read_level, "value", read_level)

@@ -16,6 +16,7 @@ from vecduck.api.types import (
     QUERY_INCLUDE_DEFAULT,
     GetResult,
     Include,
+    IndexingStatus,
     QueryResult,
     SearchResult,
     Where,
@@ -500,6 +501,28 @@ class Collection:
             return None
         embed = getattr(function, "embed_query", None) or function
         return embed(input=[text])[0]
+
+    # -- forks and indexing ----------------------------------------------------------------
+    def fork(self, new_name: str) -> Collection:
+        """A copy of this collection named `new_name`, made in about the time of a flush:
+        it shares this collection's files until either side changes, then the two are
+        independent (Chroma's cloud-only copy-on-write fork, here on the lake)."""
+        v.check_collection_name(new_name)
+        record = self._fork(new_name)
+        return type(self)(self._client, record, self._embedding_function, self._data_loader)
+
+    def _fork(self, new_name: str) -> CollectionRecord:
+        return self._store.fork_collection(self._record.id, new_name)
+
+    def fork_count(self) -> int:
+        """How many forks the tree this collection belongs to has seen (deleted ones too)."""
+        return self._store.fork_count(self._record.id)
+
+    def get_indexing_status(self) -> IndexingStatus:
+        """Record operations written and how many of them the vector index holds yet
+        (single adds wait for the next read or a background insert)."""
+        total, unindexed = self._store.indexing_status(self._record.id)
+        return IndexingStatus.of(total, unindexed)
 
     # -- data science hooks (vecduck.frames, vecduck.sql, vecduck.display) ----------------
     def add_df(self, data: Any, **options: Any) -> int:

@@ -61,6 +61,21 @@ class QueryResult(_Frames, dict):  # type: ignore[type-arg]
         return self["ids"]
 
 
+@dataclass
+class IndexingStatus:
+    """chromadb's IndexingStatus: record operations in the vector index, waiting, in all."""
+
+    num_indexed_ops: int
+    num_unindexed_ops: int
+    total_ops: int
+    op_indexing_progress: float
+
+    @classmethod
+    def of(cls, total: int, unindexed: int) -> IndexingStatus:
+        indexed = total - unindexed
+        return cls(indexed, unindexed, total, 1.0 if total == 0 else indexed / total)
+
+
 # A search result's row fields and the column-major field each comes from.
 ROW_FIELDS = (("document", "documents"), ("embedding", "embeddings"), ("metadata", "metadatas"), ("score", "scores"))
 

@@ -94,6 +94,7 @@ class VectorIndex:
         self.churn = 0  # vectors removed (deleted or replaced) since the graph was built
         self._deferred: dict[int, np.ndarray] = {}
         self._building: Future[None] | None = None
+        self._building_count = 0  # vectors the background insert in flight carries
         self._builder: ThreadPoolExecutor | None = None
         # Vectors by key for exact search over many candidates, from the saved file
         # (zero-copy) plus those added since; kept from the first such search on.
@@ -284,7 +285,13 @@ class VectorIndex:
     def _insert_in_background(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         if self._builder is None:
             self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecduck-index")
+        self._building_count = len(keys)
         self._building = self._builder.submit(self._insert, keys, vectors)
+
+    def waiting(self) -> int:
+        """Vectors written but not in the graph yet: held back, or in a background insert."""
+        building = self._building is not None and not self._building.done()
+        return len(self._deferred) + (self._building_count if building else 0)
 
     def _drain(self, background: bool = False) -> None:
         """Finish background inserts and insert held-back vectors; every read calls this first.

@@ -8,12 +8,14 @@ own installed extensions are the fallback.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
 import sqlite3
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -258,6 +260,54 @@ class Lake:
             retry_conflicts(commit)
         except duckdb.Error as exc:
             raise self._damaged(exc, collection_id) from exc
+
+    def fork_table(self, parent_id: str, fork_id: str, column_map: ColumnMap) -> None:
+        """The fork's table: the parent's current rows, sharing its Parquet files.
+
+        In one lake transaction: a table of the same columns, each of the parent's data
+        files hard-linked into it (`ducklake_add_data_files`; DuckLake then owns the link,
+        so compacting or dropping either table never removes the other's files), the rows
+        the parent has deleted since deleted again, and rows the parent keeps in the
+        catalog rather than in files (DuckLake's inlined data) copied."""
+        parent, fork = self.ref(parent_id), self.ref(fork_id)
+        files = [
+            row[0]
+            for row in self.con.execute(
+                "SELECT data_file FROM ducklake_list_files(?, ?)", [LAKE, table_name(parent_id)]
+            ).fetchall()
+        ]
+        folder = os.path.join(self.folder, "data", "main", table_name(fork_id))
+        links: list[str] = []
+
+        def commit() -> None:
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                self.ensure_table(fork_id, column_map)
+                for source in files:
+                    os.makedirs(folder, exist_ok=True)
+                    link = os.path.join(folder, f"fork-{uuid.uuid4().hex}.parquet")
+                    os.link(source, link)  # the same blocks on disk: a fork costs no space
+                    links.append(link)
+                    self.con.execute("CALL ducklake_add_data_files(?, ?, ?)", [LAKE, table_name(fork_id), link])
+                self.con.execute(f"DELETE FROM {fork} WHERE _key NOT IN (SELECT _key FROM {parent})")
+                names = ", ".join(quote(name) for name in self.columns(parent_id))
+                self.con.execute(
+                    f"INSERT INTO {fork} ({names}) SELECT {names} FROM {parent}"
+                    f" WHERE _key NOT IN (SELECT _key FROM {fork})"
+                )
+                self.con.execute("COMMIT")
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                for link in links:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(link)
+                links.clear()
+                raise
+
+        try:
+            retry_conflicts(commit)
+        except duckdb.Error as exc:
+            raise self._damaged(exc, parent_id) from exc
 
     def drop(self, collection_id: str) -> None:
         retry_conflicts(lambda: self.con.execute(f"DROP TABLE IF EXISTS {self.ref(collection_id)}"))

@@ -41,8 +41,11 @@ CREATE TABLE IF NOT EXISTS collections (
     version INTEGER NOT NULL DEFAULT 0,
     lake_intent INTEGER NOT NULL DEFAULT 0,
     schema TEXT,
+    lineage TEXT,
+    ops INTEGER NOT NULL DEFAULT 0,
     UNIQUE (tenant, database, name)
 );
+CREATE TABLE IF NOT EXISTS fork_edges (root TEXT PRIMARY KEY, edges INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS tenants (name TEXT PRIMARY KEY, created INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS databases (
     id TEXT PRIMARY KEY,
@@ -95,6 +98,8 @@ class CollectionRecord:
     columns: ColumnMap = field(default_factory=dict)
     # The collection's index schema as given at creation (chromadb's JSON), or None.
     schema: dict[str, Any] | None = None
+    # The collection its fork tree starts from (None: this one is a root).
+    lineage: str | None = None
 
 
 # Explicit options: without them pyarrow reads two environment variables per stream.
@@ -122,7 +127,12 @@ class Registry:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(SCHEMA)
         known = {row[1] for row in self._conn.execute("PRAGMA table_info(collections)")}
-        for column, declaration in (("lake_intent", "INTEGER NOT NULL DEFAULT 0"), ("schema", "TEXT")):
+        for column, declaration in (
+            ("lake_intent", "INTEGER NOT NULL DEFAULT 0"),
+            ("schema", "TEXT"),
+            ("lineage", "TEXT"),
+            ("ops", "INTEGER NOT NULL DEFAULT 0"),
+        ):
             if column not in known:  # a folder from before this column
                 with suppress(sqlite3.OperationalError):  # another process added it first
                     self._conn.execute(f"ALTER TABLE collections ADD COLUMN {column} {declaration}")
@@ -247,6 +257,7 @@ class Registry:
             version=row[10],
             lake_intent=row[11],
             schema=json.loads(row[12]) if row[12] is not None else None,
+            lineage=row[13],
         )
         with self._thread_lock:
             for key, kind, column in self._conn.execute(
@@ -257,7 +268,7 @@ class Registry:
 
     _FIELDS = (
         "id, name, metadata, configuration, dimension, tenant, database, next_key, next_seq, lake_seq, version,"
-        " lake_intent, schema"
+        " lake_intent, schema, lineage"
     )
 
     def get_by_name(self, name: str, tenant: str, database: str) -> CollectionRecord | None:
@@ -300,8 +311,9 @@ class Registry:
     def insert(self, db: sqlite3.Connection, record: CollectionRecord) -> None:
         created = self._next_created(db)
         db.execute(
-            "INSERT INTO collections (id, name, metadata, configuration, dimension, created, tenant, database, schema)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO collections (id, name, metadata, configuration, dimension, created, tenant, database, schema,"
+            " next_key, next_seq, lake_seq, lake_intent, version, lineage)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.id,
                 record.name,
@@ -312,8 +324,27 @@ class Registry:
                 record.tenant,
                 record.database,
                 None if record.schema is None else json.dumps(record.schema),
+                record.next_key,
+                record.next_seq,
+                record.lake_seq,
+                record.lake_intent,
+                record.version,
+                record.lineage,
             ),
         )
+        if record.columns:
+            self.add_columns(db, record.id, record.columns)
+
+    def add_fork_edge(self, db: sqlite3.Connection, root: str) -> None:
+        db.execute(
+            "INSERT INTO fork_edges VALUES (?, 1) ON CONFLICT(root) DO UPDATE SET edges = edges + 1", (root,)
+        )
+
+    def fork_edges(self, root: str) -> int:
+        """Forks made in a collection's tree (deleted collections' edges still count, as in Chroma)."""
+        with self._thread_lock:
+            row = self._conn.execute("SELECT edges FROM fork_edges WHERE root = ?", (root,)).fetchone()
+        return 0 if row is None else row[0]
 
     def delete(self, db: sqlite3.Connection, collection_id: str) -> None:
         for table in ("collections", "columns", "pending"):
@@ -343,14 +374,15 @@ class Registry:
         )
 
     def reserve(
-        self, db: sqlite3.Connection, collection_id: str, keys: int, dimension: int | None
+        self, db: sqlite3.Connection, collection_id: str, keys: int, dimension: int | None, ops: int = 0
     ) -> tuple[int, int, int]:
-        """Take `keys` fresh row keys and one write sequence number; returns (first key, seq, version)."""
+        """Take `keys` fresh row keys and one write sequence number, and count `ops` record
+        operations; returns (first key, seq, version)."""
         row = db.execute(
             "UPDATE collections SET next_key = next_key + ?, next_seq = next_seq + 1,"
-            " version = version + 1, dimension = coalesce(dimension, ?)"
+            " version = version + 1, dimension = coalesce(dimension, ?), ops = ops + ?"
             " WHERE id = ? RETURNING next_key - ?, next_seq - 1, version",
-            (keys, dimension, collection_id, keys),
+            (keys, dimension, ops, collection_id, keys),
         ).fetchone()
         return row[0], row[1], row[2]
 
@@ -404,6 +436,12 @@ class Registry:
             "UPDATE collections SET lake_seq = max(lake_seq, ?), version = version + 1 WHERE id = ? RETURNING version",
             (through_seq, collection_id),
         ).fetchone()[0]
+
+    def ops(self, collection_id: str) -> int:
+        """Record operations (records added, updated, upserted or deleted) since creation."""
+        with self._thread_lock:
+            row = self._conn.execute("SELECT ops FROM collections WHERE id = ?", (collection_id,)).fetchone()
+        return 0 if row is None else row[0]
 
     def state(self, collection_id: str) -> tuple[int, int, int | None] | None:
         """(version, lake_seq, dimension) of a collection, or None when it is gone."""

@@ -9,8 +9,11 @@ sparse indexes), kept in step with the durable state.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import glob
 import os
+import shutil
 import threading
 import uuid
 from collections.abc import Sequence
@@ -159,6 +162,17 @@ class Store(ReadModel):
             for record in records:
                 if record.name not in views and table_name(record.id) in tables:
                     lake.create_view(record.name, record.id)
+            self._remove_stray_sidecars()
+
+    def _remove_stray_sidecars(self) -> None:
+        """Sidecars of collections the registry does not know (a crash mid-fork or
+        mid-delete); files still being written (`.tmp`) are left alone."""
+        known = set(self.registry.all_ids())
+        for path in glob.glob(os.path.join(self.folder, "index", "*")):
+            name = os.path.basename(path)
+            if not name.endswith(".tmp") and name.split(".", 1)[0] not in known:
+                with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                    os.remove(path)
 
     # -- collections --------------------------------------------------------------------
     def create_collection(
@@ -277,6 +291,69 @@ class Store(ReadModel):
                     self._drop_lake_table(record)
             with self.registry.transaction() as db:
                 self.registry.reset(db)  # back to the default tenant and database only
+
+    # -- forks --------------------------------------------------------------------------------
+    def fork_collection(self, collection_id: str, new_name: str) -> CollectionRecord:
+        """A new collection in the same database with the same records, sharing the
+        parent's Parquet files and derived sidecars (hard links), then independent.
+
+        The parent's buffered writes are moved to the lake first and its sidecars saved,
+        so the fork opens warm. The lake commit comes first and the registry's makes the
+        fork exist: a crash in between leaves a table no collection names, dropped at
+        the next open, and files nothing references."""
+        with self._lock, self.registry.writer_lock():
+            parent = self.get_collection_by_id(collection_id)
+            if self.registry.get_by_name(new_name, parent.tenant, parent.database):
+                raise UniqueConstraintError(f"Collection [{new_name}] already exists")
+            state = self._state(collection_id)
+            if self.registry.pending_count(collection_id):
+                self._commit_to_lake(collection_id, [])
+            self._save_read_model(state)
+            parent = self.get_collection_by_id(collection_id)
+            fork = dataclasses.replace(
+                parent,
+                id=str(uuid.uuid4()),
+                name=new_name,
+                version=0,
+                lake_intent=parent.lake_seq,
+                columns=dict(parent.columns),
+                lineage=parent.lineage or parent.id,
+            )
+            if parent.lake_seq > 0:
+                self.lake.fork_table(parent.id, fork.id, parent.columns)
+            self._link_sidecars(parent.id, fork.id)
+            with self.registry.transaction() as db:
+                self.registry.insert(db, fork)
+                self.registry.add_fork_edge(db, fork.lineage)
+            if parent.lake_seq > 0:
+                self._sync_view(fork)
+            return self.get_collection_by_id(fork.id)
+
+    def indexing_status(self, collection_id: str) -> tuple[int, int]:
+        """(record operations in all, those whose vectors the index does not hold yet)."""
+        with self._lock:
+            state = self._state(collection_id)
+            total = self.registry.ops(collection_id)
+            waiting = state.index.waiting() if state.index is not None else 0
+            return total, min(waiting, total)
+
+    def fork_count(self, collection_id: str) -> int:
+        record = self.get_collection_by_id(collection_id)
+        return self.registry.fork_edges(record.lineage or record.id)
+
+    def _link_sidecars(self, parent_id: str, fork_id: str) -> None:
+        """The parent's index, rows snapshot and sparse indexes as the fork's (hard links:
+        sidecars are replaced by rename, never rewritten in place, so sharing is safe)."""
+        index = os.path.join(self.folder, "index")
+        for path in glob.glob(os.path.join(index, f"{parent_id}.*")):
+            if path.endswith(".tmp"):
+                continue
+            target = os.path.join(index, fork_id + os.path.basename(path)[len(parent_id) :])
+            with contextlib.suppress(FileNotFoundError, FileExistsError):
+                if path.endswith(".json"):  # markers are tiny: copied, so no marker is shared
+                    shutil.copyfile(path, target)
+                else:
+                    os.link(path, target)
 
     # -- tenants and databases ------------------------------------------------------------
     def create_tenant(self, name: str) -> None:
@@ -404,7 +481,7 @@ class Store(ReadModel):
                 return
             new_columns = self._new_columns(record, out_meta)
             with self.registry.transaction() as db:
-                first_key, seq, version = self.registry.reserve(db, collection_id, new_count, dimension)
+                first_key, seq, version = self.registry.reserve(db, collection_id, new_count, dimension, len(take))
                 if new_columns:
                     self.registry.add_columns(db, collection_id, new_columns)
                     record.columns.update(new_columns)
@@ -439,7 +516,7 @@ class Store(ReadModel):
             if not matched.ids:
                 return 0
             with self.registry.transaction() as db:
-                _first, seq, version = self.registry.reserve(db, collection_id, 0, None)
+                _first, seq, version = self.registry.reserve(db, collection_id, 0, None, len(matched.ids))
                 rows = tombstones(matched.ids, matched.keys, seq)
                 buffered = rows.num_rows < FLUSH_ROWS
                 if buffered:

@@ -188,9 +188,14 @@ def routes(service: Service, limit: int) -> list[Route]:
             {},
         ),
         (ONE + "/search", "POST", lambda p, b, q: s.search(p["tenant"], p["database"], p["cid"], b), {"body": True}),
-        (ONE + "/fork", "POST", refuse(not_supported("Forking collections")), {}),
-        (ONE + "/fork_count", "GET", refuse(not_supported("Fork counts")), {}),
-        (ONE + "/indexing_status", "GET", refuse(not_supported("Indexing status")), {}),
+        (ONE + "/fork", "POST", lambda p, b, q: s.fork(p["tenant"], p["database"], p["cid"], b), {"body": True}),
+        (ONE + "/fork_count", "GET", lambda p, b, q: s.fork_count(p["tenant"], p["database"], p["cid"]), {}),
+        (
+            ONE + "/indexing_status",
+            "GET",
+            lambda p, b, q: s.indexing_status(p["tenant"], p["database"], p["cid"]),
+            {},
+        ),
     ]
     for method in ("GET", "POST", "PUT", "DELETE", "PATCH"):
         table.append((ONE + "/functions/{rest:path}", method, refuse(not_supported("Collection functions")), {}))

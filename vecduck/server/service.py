@@ -9,6 +9,7 @@ thread pool.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from typing import Any
@@ -117,9 +118,7 @@ class Service:
         limit, offset = _query_int(limit, "limit"), _query_int(offset, "offset")
         # The store's records directly: Client.list_collections would rebuild every
         # collection's embedding function, which a server must never do.
-        records = self._store.list_collections(
-            tenant, database, v.check_limit(limit), v.check_limit(offset, "offset")
-        )
+        records = self._store.list_collections(tenant, database, v.check_limit(limit), v.check_limit(offset, "offset"))
         return [wire.collection_json(Collection(self.client, record, None)) for record in records]
 
     def count_collections(self, tenant: str, database: str) -> int:
@@ -268,6 +267,22 @@ class Service:
             )
         level = body.get("read_level")
         return dict(collection._search(searches, "index_and_wal" if level is None else level))
+
+    def fork(self, tenant: str, database: str, collection_id: str, body: Any) -> dict[str, Any]:
+        collection = self._collection(tenant, database, collection_id)
+        new_name = wire.body_object(body).get("new_name")
+        if not isinstance(new_name, str):
+            raise wire.SchemaError(
+                "Failed to deserialize the JSON body into the target type: new_name: expected a string"
+            )
+        v.check_collection_name(new_name)
+        return wire.collection_json(Collection(self.client, collection._fork(new_name), None))
+
+    def fork_count(self, tenant: str, database: str, collection_id: str) -> dict[str, int]:
+        return {"count": self._collection(tenant, database, collection_id).fork_count()}
+
+    def indexing_status(self, tenant: str, database: str, collection_id: str) -> dict[str, Any]:
+        return dataclasses.asdict(self._collection(tenant, database, collection_id).get_indexing_status())
 
     def count(self, tenant: str, database: str, collection_id: str, level: str | None) -> int:
         wire.read_level(level)
