@@ -11,6 +11,7 @@ import vecduck
 EXPECTED = {
     # clients and their results
     "AdminClient",
+    "AsyncHttpClient",
     "Client",
     "EphemeralClient",
     "PersistentClient",

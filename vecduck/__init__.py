@@ -35,11 +35,13 @@ if TYPE_CHECKING:
         StringInvertedIndexConfig,
         VectorIndexConfig,
     )
+    from vecduck.async_http_client import AsyncHttpClient
     from vecduck.http_client import HttpClient
 
 # Imported at first use: an embedded user who never searches or declares a schema skips them.
 _LAZY = {
     "HttpClient": "vecduck.http_client",
+    "AsyncHttpClient": "vecduck.async_http_client",
     **dict.fromkeys(
         ["GroupBy", "K", "Key", "Knn", "Limit", "MaxK", "MinK", "Rank", "Rrf", "Search", "Select", "Val", "Where"],
         "vecduck.api.expressions",
@@ -78,6 +80,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AdminClient",
+    "AsyncHttpClient",
     "BoolInvertedIndexConfig",
     "Client",
     "Collection",

@@ -1,10 +1,19 @@
-"""HttpClient: the embedded client's API, served by a vecduck (or Chroma) server.
+"""HttpClient and AsyncHttpClient: the embedded client's API, served by a vecduck (or Chroma) server.
 
-The collection class is the embedded `Collection` with its five server calls
-(`_write`, `_get`, `_query`, `_delete`, `_modify`, plus `count`) sent over HTTP, so the
+The collection class is the embedded `Collection` with its server calls (`_write`,
+`_get`, `_query`, `_delete`, `_modify`, `_search`, `_fork`, ...) sent over HTTP, so the
 client-side checks, the " in add." messages and the embedding of documents with the
 collection's embedding function are the very same code. Errors come back as
 `vecduck.errors` classes, chosen by the `error` name in the server's answer.
+
+Each server call is written once, without I/O, as a generator: it yields the requests
+it needs (method, path, body, query) and receives their decoded answers. `HttpClient`
+runs those generators on `httpx.Client`, `AsyncHttpClient` on `httpx.AsyncClient`, so
+the sync and async clients send the same requests and read the same answers.
+
+A write larger than one request can carry (the server's `max_batch_size` and body limit,
+from `/pre-flight-checks`) is split into requests that fit, with a progress bar: each
+request is atomic, the whole call is not.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ import base64
 import json
 import urllib.parse
 import uuid
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
 import httpx
@@ -40,6 +49,7 @@ from vecduck.api.types import (
 )
 from vecduck.engine.registry import CollectionRecord
 from vecduck.engine.rows import revive_sparse
+from vecduck.progress import progress
 
 # (status, error name) whose class differs from the name: so HTTP raises what the embedded client raises.
 _SPECIAL_ERRORS: dict[tuple[int, str], type[errors.ChromaError]] = {
@@ -47,6 +57,11 @@ _SPECIAL_ERRORS: dict[tuple[int, str], type[errors.ChromaError]] = {
     (403, "ChromaError"): errors.AuthorizationError,
     (422, "ChromaError"): errors.InvalidArgumentError,
 }
+# What a request body may take beyond its records (JSON punctuation, field names).
+BODY_OVERHEAD = 4_096
+
+Request = tuple[str, str, Any, dict[str, Any] | None]  # method, path, JSON body, query parameters
+Call = Generator[Request, Any, Any]  # a server call: yields requests, receives answers, returns a result
 
 
 def _error_from(response: httpx.Response) -> errors.ChromaError:
@@ -74,6 +89,16 @@ def _to_json(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+def _encode(body: Any) -> str | None:
+    return None if body is None else json.dumps(body, default=_to_json, allow_nan=False)
+
+
+def _answer(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        raise _error_from(response)
+    return response.json() if response.content else {}
+
+
 def _scope(tenant: str, database: str) -> str:
     quote = urllib.parse.quote
     return f"/tenants/{quote(tenant, safe='')}/databases/{quote(database, safe='')}"
@@ -88,6 +113,25 @@ def _base64(vector: Any) -> str:
     return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
 
 
+def _database(found: dict[str, Any]) -> dict[str, Any]:
+    return {"id": uuid.UUID(str(found["id"])), "name": found["name"], "tenant": found["tenant"]}
+
+
+def split_records(sizes: Sequence[int], max_records: int, max_bytes: int) -> list[tuple[int, int]]:
+    """[start, end) ranges of consecutive records, each at most `max_records` records and
+    `max_bytes` bytes of encoded records (a record larger than that goes alone)."""
+    ranges = []
+    start, used = 0, 0
+    for i, size in enumerate(sizes):
+        if i > start and (i - start >= max_records or used + size > max_bytes):
+            ranges.append((start, i))
+            start, used = i, 0
+        used += size
+    if start < len(sizes):
+        ranges.append((start, len(sizes)))
+    return ranges
+
+
 class HttpCollection(Collection):
     """A collection of a remote server; same methods and results as the embedded one."""
 
@@ -98,11 +142,15 @@ class HttpCollection(Collection):
 
     @property
     def dimension(self) -> int | None:
-        return self._client._request("GET", self._client._scope_path(f"/collections/by-id/{self._record.id}"))[
+        return self._client._run(self._dimension_call())
+
+    # -- server calls, written once (see the module docstring) -------------------------------
+    def _dimension_call(self) -> Call:
+        return (yield ("GET", self._client._scope_path(f"/collections/by-id/{self._record.id}"), None, None))[
             "dimension"
         ]
 
-    def _write(
+    def _write_call(
         self,
         mode: str,
         ids: list[str],
@@ -110,50 +158,54 @@ class HttpCollection(Collection):
         metadatas: list[Any] | None,
         documents: list[Any] | None,
         uris: list[Any] | None,
-    ) -> None:
-        limit = self._client.get_max_batch_size()
-        if len(ids) > limit:
-            raise ValueError(f"Batch size {len(ids)} exceeds maximum batch size {limit}")
+    ) -> Call:
+        limits = yield ("GET", "/pre-flight-checks", None, None)
         if embeddings is not None:
             encoded: list[Any] | None = (
                 [_base64(e) for e in embeddings]
-                if self._client._supports_base64()
+                if limits.get("supports_base64_encoding")
                 else [np.asarray(e, dtype=np.float32).tolist() for e in embeddings]
             )
         else:
             encoded = None
-        body = {"ids": ids, "embeddings": encoded, "metadatas": metadatas, "documents": documents, "uris": uris}
-        self._client._request("POST", self._path(f"/{mode}"), body)
+        fields = {"ids": ids, "embeddings": encoded, "metadatas": metadatas, "documents": documents, "uris": uris}
+        max_records = int(limits.get("max_batch_size") or len(ids) or 1)
+        max_bytes = int(limits.get("max_body_bytes") or 0) - BODY_OVERHEAD
+        if max_bytes <= 0:  # a server that does not say its body limit (Chroma's): by count only
+            ranges = split_records([1] * len(ids), max_records, len(ids) or 1)
+        else:
+            sizes = [
+                sum(len(_encode(values[i]) or "") + 2 for values in fields.values() if values is not None)
+                for i in range(len(ids))
+            ]
+            ranges = split_records(sizes, max_records, max_bytes)
+        with progress(total=len(ids), desc=f"Sending {mode}", unit="records", enabled=len(ranges) > 1 or None) as bar:
+            for start, end in ranges:
+                body = {name: None if values is None else values[start:end] for name, values in fields.items()}
+                yield ("POST", self._path(f"/{mode}"), body, None)
+                bar.update(end - start)
 
-    def _delete(self, ids: list[str] | None, where: Any, where_document: Any, limit: int | None) -> int:
+    def _delete_call(self, ids: list[str] | None, where: Any, where_document: Any, limit: int | None) -> Call:
         body: dict[str, Any] = {"ids": ids, "where": where, "where_document": where_document}
         if limit is not None:
             body["limit"] = limit
-        return int(self._client._request("POST", self._path("/delete"), body)["deleted"])
+        return int((yield ("POST", self._path("/delete"), body, None))["deleted"])
 
-    def count(self) -> int:
-        """Number of records."""
-        return int(self._client._request("GET", self._path("/count")))
+    def _count_call(self) -> Call:
+        return int((yield ("GET", self._path("/count"), None, None)))
 
-    def _get(
-        self,
-        ids: list[str] | None,
-        where: Any,
-        limit: Any,
-        offset: Any,
-        where_document: Any,
-        include: Sequence[str],
-    ) -> GetResult:
-        sent = [item for item in include if item != "data"]
+    def _get_call(
+        self, ids: list[str] | None, where: Any, limit: Any, offset: Any, where_document: Any, include: Sequence[str]
+    ) -> Call:
         body = {
             "ids": ids,
             "where": where,
             "limit": limit,
             "offset": offset,
             "where_document": where_document,
-            "include": sent,
+            "include": [item for item in include if item != "data"],
         }
-        answer = self._client._request("POST", self._path("/get"), body)
+        answer = yield ("POST", self._path("/get"), body, None)
         embeddings = None
         if "embeddings" in include:
             rows = answer.get("embeddings") or []
@@ -168,7 +220,7 @@ class HttpCollection(Collection):
             metadatas=_metadatas(answer.get("metadatas")) if "metadatas" in include else None,
         )
 
-    def _query(
+    def _query_call(
         self,
         embeddings: Sequence[Any],
         n_results: int,
@@ -176,7 +228,7 @@ class HttpCollection(Collection):
         where: Any,
         where_document: Any,
         include: Sequence[str],
-    ) -> QueryResult:
+    ) -> Call:
         body = {
             "ids": ids,
             "query_embeddings": [np.asarray(e, dtype=np.float32).tolist() for e in embeddings],
@@ -185,7 +237,7 @@ class HttpCollection(Collection):
             "where_document": where_document,
             "include": [item for item in include if item != "data"],
         }
-        answer = self._client._request("POST", self._path("/query"), body)
+        answer = yield ("POST", self._path("/query"), body, None)
         blocks = answer.get("embeddings")
         return QueryResult(
             {
@@ -209,32 +261,132 @@ class HttpCollection(Collection):
             }
         )
 
-    def _fork(self, new_name: str) -> CollectionRecord:
-        return self._client._record(self._client._request("POST", self._path("/fork"), {"new_name": new_name}))
-
-    def fork_count(self) -> int:
-        """How many forks the tree this collection belongs to has seen (deleted ones too)."""
-        return int(self._client._request("GET", self._path("/fork_count"))["count"])
-
-    def get_indexing_status(self) -> IndexingStatus:
-        """Record operations written and how many of them the server's vector index holds yet."""
-        return IndexingStatus(**self._client._request("GET", self._path("/indexing_status")))
-
-    def _search(self, payloads: list[dict[str, Any]], read_level: Any = "index_and_wal") -> SearchResult:
+    def _search_call(self, payloads: list[dict[str, Any]], read_level: Any) -> Call:
         level = getattr(read_level, "value", read_level)
-        answer = self._client._request("POST", self._path("/search"), {"searches": payloads, "read_level": level})
+        answer = yield ("POST", self._path("/search"), {"searches": payloads, "read_level": level}, None)
         answer["metadatas"] = [_metadatas(block) for block in answer.get("metadatas") or []]
         return SearchResult(answer)
 
-    def _modify(self, name: Any, metadata: Any, configuration: Any) -> None:
+    def _modify_call(self, name: Any, metadata: Any, configuration: Any) -> Call:
         body = {"new_name": name, "new_metadata": metadata, "new_configuration": configuration}
-        self._client._request("PUT", self._path(), body)
-        self._record = self._client._record(
-            self._client._request("GET", self._client._scope_path(f"/collections/by-id/{self._record.id}"))
+        yield ("PUT", self._path(), body, None)
+        found = yield ("GET", self._client._scope_path(f"/collections/by-id/{self._record.id}"), None, None)
+        self._record = self._client._record(found)
+
+    def _fork_call(self, new_name: str) -> Call:
+        return self._client._record((yield ("POST", self._path("/fork"), {"new_name": new_name}, None)))
+
+    def _fork_count_call(self) -> Call:
+        return int((yield ("GET", self._path("/fork_count"), None, None))["count"])
+
+    def _indexing_status_call(self) -> Call:
+        return IndexingStatus(**(yield ("GET", self._path("/indexing_status"), None, None)))
+
+    # -- the embedded Collection's server calls, carried over HTTP -------------------------
+    def _write(self, mode: str, *prepared: Any) -> None:
+        self._client._run(self._write_call(mode, *prepared))
+
+    def _delete(self, ids: list[str] | None, where: Any, where_document: Any, limit: int | None) -> int:
+        return self._client._run(self._delete_call(ids, where, where_document, limit))
+
+    def count(self) -> int:
+        """Number of records."""
+        return self._client._run(self._count_call())
+
+    def _get(self, *args: Any) -> GetResult:
+        return self._client._run(self._get_call(*args))
+
+    def _query(self, *args: Any) -> QueryResult:
+        return self._client._run(self._query_call(*args))
+
+    def _search(self, payloads: list[dict[str, Any]], read_level: Any = "index_and_wal") -> SearchResult:
+        return self._client._run(self._search_call(payloads, read_level))
+
+    def _modify(self, name: Any, metadata: Any, configuration: Any) -> None:
+        self._client._run(self._modify_call(name, metadata, configuration))
+
+    def _fork(self, new_name: str) -> CollectionRecord:
+        return self._client._run(self._fork_call(new_name))
+
+    def fork_count(self) -> int:
+        """How many forks the tree this collection belongs to has seen (deleted ones too)."""
+        return self._client._run(self._fork_count_call())
+
+    def get_indexing_status(self) -> IndexingStatus:
+        """Record operations written and how many of them the server's vector index holds yet."""
+        return self._client._run(self._indexing_status_call())
+
+
+class _HttpCalls:
+    """The client-level server calls, written once for HttpClient and AsyncHttpClient."""
+
+    tenant: str
+    database: str
+
+    def _scope_path(self, rest: str) -> str:
+        return _scope(self.tenant, self.database) + rest
+
+    def _record(self, data: dict[str, Any]) -> CollectionRecord:
+        return CollectionRecord(
+            id=data["id"],
+            name=data["name"],
+            metadata=data.get("metadata"),
+            configuration=data.get("configuration_json") or {},
+            dimension=data.get("dimension"),
+            tenant=data.get("tenant", self.tenant),
+            database=data.get("database", self.database),
+            next_key=0,
+            next_seq=0,
+            lake_seq=0,
+            version=data.get("version") or 0,
+            schema=data.get("schema") if isinstance(data.get("schema"), dict) else None,
         )
 
+    def _create_collection_call(
+        self,
+        name: str,
+        schema: Any,
+        configuration: dict[str, Any] | None,
+        metadata: dict[str, Any] | None,
+        embedding_function: Any,
+        get_or_create: bool,
+    ) -> Call:
+        from vecduck.api.schema import schema_json
 
-class HttpClient(ClientBase):
+        if metadata:  # chromadb leaves `{}` to the server (400 "Metadata cannot be empty")
+            v.validate_metadata(metadata)
+        ef = default_embedding_function() if embedding_function is UNSET else embedding_function
+        config = dict(configuration or {})
+        given_ef = config.get("embedding_function")
+        if given_ef is not None and not isinstance(given_ef, dict):
+            config["embedding_function"] = embedding_function_config(given_ef)
+            if embedding_function is UNSET:
+                embedding_function = given_ef
+        elif "embedding_function" not in config:
+            config["embedding_function"] = embedding_function_config(ef)
+        body = {
+            "name": name,
+            "metadata": metadata,
+            "configuration": config,
+            "schema": None if schema is None else schema_json(schema),
+            "get_or_create": get_or_create,
+        }
+        return (yield ("POST", self._scope_path("/collections"), body, None)), embedding_function
+
+    def _list_collections_call(self, limit: int | None, offset: int | None) -> Call:
+        limit = v.check_limit(limit)
+        offset = v.check_limit(offset, "offset")
+        params = {key: val for key, val in (("limit", limit), ("offset", offset)) if val is not None}
+        return (yield ("GET", self._scope_path("/collections"), None, params))
+
+    def _scope_call(self, tenant: str, database: str) -> Call:
+        yield ("GET", _scope(tenant, database), None, None)  # both exist, or NotFoundError
+
+    def _one(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Call:
+        return (yield (method, path, body, params))
+
+
+class HttpClient(_HttpCalls, ClientBase):
     """A client of a vecduck server (`vecduck run`); the same methods as `vecduck.Client`.
 
     `headers` are sent with every request (e.g. `{"X-Chroma-Token": token}`); chromadb's
@@ -258,18 +410,11 @@ class HttpClient(ClientBase):
         self._settings = settings or Settings()
         self.tenant = tenant
         self.database = database
-        scheme = "https" if ssl else "http"
-        self._base = f"{scheme}://{host}:{port}/api/v2"
-        sent = {"Content-Type": "application/json", "User-Agent": "vecduck HttpClient"}
-        sent.update(headers or {})
-        token = self._settings.extra.get("chroma_client_auth_credentials")
-        if token:
-            header = self._settings.extra.get("chroma_auth_token_transport_header") or "Authorization"
-            sent[header] = f"Bearer {token}" if header.lower() == "authorization" else str(token)
+        self._base, sent = _connection(host, port, ssl, headers, self._settings)
         self._http: httpx.Client | None = httpx.Client(headers=sent, timeout=timeout)
         self._pre_flight: dict[str, Any] | None = None
         try:
-            self._request("GET", self._scope_path(""))  # the tenant and database exist
+            self._run(self._scope_call(tenant, database))
         except httpx.TransportError:
             self.close()
             raise ValueError("Could not connect to a Chroma server. Are you sure it is running?") from None
@@ -277,55 +422,26 @@ class HttpClient(ClientBase):
             self.close()
             raise
 
-    def set_tenant(self, tenant: str, database: str = DEFAULT_DATABASE) -> None:
-        """Use another tenant (and database) from now on; both must exist on the server."""
-        self._request("GET", _scope(tenant, database))
-        self.tenant, self.database = tenant, database
-
-    def set_database(self, database: str) -> None:
-        """Use another database of the current tenant from now on; it must exist on the server."""
-        self._request("GET", _scope(self.tenant, database))
-        self.database = database
-
     # -- transport ----------------------------------------------------------------------
-    def _scope_path(self, rest: str) -> str:
-        return _scope(self.tenant, self.database) + rest
-
     def _request(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
         if self._http is None:
             raise errors.InvalidArgumentError("This client is closed")
-        content = None if body is None else json.dumps(body, default=_to_json, allow_nan=False)
+        if path == "/pre-flight-checks" and self._pre_flight is not None:
+            return self._pre_flight
         url = self._base + urllib.parse.quote(path, safe="/")
-        response = self._http.request(method, url, content=content, params=params)
-        if response.status_code >= 400:
-            raise _error_from(response)
-        if not response.content:
-            return {}
-        return response.json()
+        answer = _answer(self._http.request(method, url, content=_encode(body), params=params))
+        if path == "/pre-flight-checks":
+            self._pre_flight = answer
+        return answer
 
-    def _pre_flight_checks(self) -> dict[str, Any]:
-        if self._pre_flight is None:
-            self._pre_flight = self._request("GET", "/pre-flight-checks")
-        return self._pre_flight
-
-    def _supports_base64(self) -> bool:
-        return bool(self._pre_flight_checks().get("supports_base64_encoding", False))
-
-    def _record(self, data: dict[str, Any]) -> CollectionRecord:
-        return CollectionRecord(
-            id=data["id"],
-            name=data["name"],
-            metadata=data.get("metadata"),
-            configuration=data.get("configuration_json") or {},
-            dimension=data.get("dimension"),
-            tenant=data.get("tenant", self.tenant),
-            database=data.get("database", self.database),
-            next_key=0,
-            next_seq=0,
-            lake_seq=0,
-            version=data.get("version") or 0,
-            schema=data.get("schema") if isinstance(data.get("schema"), dict) else None,
-        )
+    def _run(self, call: Call) -> Any:
+        """Drive a server call: send each request it yields, hand it the answer."""
+        try:
+            request = next(call)
+            while True:
+                request = call.send(self._request(*request))
+        except StopIteration as done:
+            return done.value
 
     def _collection(self, data: dict[str, Any], embedding_function: Any, data_loader: Any) -> HttpCollection:
         record = self._record(data)
@@ -339,8 +455,18 @@ class HttpClient(ClientBase):
             self._http.close()
         self._http = None
 
+    def set_tenant(self, tenant: str, database: str = DEFAULT_DATABASE) -> None:
+        """Use another tenant (and database) from now on; both must exist on the server."""
+        self._run(self._scope_call(tenant, database))
+        self.tenant, self.database = tenant, database
+
+    def set_database(self, database: str) -> None:
+        """Use another database of the current tenant from now on; it must exist on the server."""
+        self._run(self._scope_call(self.tenant, database))
+        self.database = database
+
     def get_max_batch_size(self) -> int:
-        return int(self._pre_flight_checks()["max_batch_size"])
+        return int(self._request("GET", "/pre-flight-checks")["max_batch_size"])
 
     # -- server ---------------------------------------------------------------------------
     def heartbeat(self) -> int:
@@ -366,28 +492,10 @@ class HttpClient(ClientBase):
         get_or_create: bool = False,
     ) -> HttpCollection:
         """Create a collection; an existing name raises unless `get_or_create`."""
-        from vecduck.api.schema import schema_json
-
-        if metadata:  # chromadb leaves `{}` to the server (400 "Metadata cannot be empty")
-            v.validate_metadata(metadata)
-        ef = default_embedding_function() if embedding_function is UNSET else embedding_function
-        config = dict(configuration or {})
-        given_ef = config.get("embedding_function")
-        if given_ef is not None and not isinstance(given_ef, dict):
-            config["embedding_function"] = embedding_function_config(given_ef)
-            if embedding_function is UNSET:
-                embedding_function = given_ef
-        elif "embedding_function" not in config:
-            config["embedding_function"] = embedding_function_config(ef)
-        body = {
-            "name": name,
-            "metadata": metadata,
-            "configuration": config,
-            "schema": None if schema is None else schema_json(schema),
-            "get_or_create": get_or_create,
-        }
-        data = self._request("POST", self._scope_path("/collections"), body)
-        return self._collection(data, embedding_function, data_loader)
+        data, ef = self._run(
+            self._create_collection_call(name, schema, configuration, metadata, embedding_function, get_or_create)
+        )
+        return self._collection(data, ef, data_loader)
 
     def get_collection(self, name: str, embedding_function: Any = UNSET, data_loader: Any = None) -> HttpCollection:
         """The collection named `name`; NotFoundError when there is none."""
@@ -400,10 +508,7 @@ class HttpClient(ClientBase):
 
     def list_collections(self, limit: int | None = None, offset: int | None = None) -> list[HttpCollection]:
         """Collections in creation order."""
-        limit = v.check_limit(limit)
-        offset = v.check_limit(offset, "offset")
-        params = {key: val for key, val in (("limit", limit), ("offset", offset)) if val is not None}
-        items = self._request("GET", self._scope_path("/collections"), params=params)
+        items = self._run(self._list_collections_call(limit, offset))
         return [self._collection(item, UNSET, None) for item in items]
 
     def count_collections(self) -> int:
@@ -417,7 +522,18 @@ class HttpClient(ClientBase):
         return f"vecduck.HttpClient({self._base!r})"
 
 
-__all__ = ["HttpClient", "HttpCollection"]
+def _connection(
+    host: str, port: int, ssl: bool, headers: dict[str, str] | None, settings: Settings
+) -> tuple[str, dict[str, str]]:
+    """The API's base URL and the headers every request carries (auth from the settings)."""
+    base = f"{'https' if ssl else 'http'}://{host}:{port}/api/v2"
+    sent = {"Content-Type": "application/json", "User-Agent": "vecduck HttpClient"}
+    sent.update(headers or {})
+    token = settings.extra.get("chroma_client_auth_credentials")
+    if token:
+        header = settings.extra.get("chroma_auth_token_transport_header") or "Authorization"
+        sent[header] = f"Bearer {token}" if header.lower() == "authorization" else str(token)
+    return base, sent
 
 
 class HttpAdminClient:
@@ -479,5 +595,4 @@ class HttpAdminClient:
         self.close()
 
 
-def _database(found: dict[str, Any]) -> dict[str, Any]:
-    return {"id": uuid.UUID(str(found["id"])), "name": found["name"], "tenant": found["tenant"]}
+__all__ = ["HttpAdminClient", "HttpClient", "HttpCollection", "split_records"]
