@@ -25,7 +25,7 @@ def chroma(strict_server: Server) -> Any:
 def test_server_calls(chroma: Any) -> None:
     assert chroma.heartbeat() > 1_600_000_000 * 10**9
     assert chroma.get_version() == vecduck.__version__
-    assert chroma.get_max_batch_size() == 5461
+    assert chroma.get_max_batch_size() == 64 * 1024 * 1024 // 2048  # the default body limit at 2 KB a record
     assert chroma.get_user_identity().tenant == "default_tenant"
 
 

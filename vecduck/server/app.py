@@ -240,7 +240,7 @@ def create_app(
     """The ASGI app serving the folder `path`; the folder is released (flushed) at shutdown."""
     folder = os.path.abspath(os.fspath(path))
     client = PersistentClient(folder, settings=Settings(allow_reset=allow_reset))
-    service = Service(client, allow_reset=allow_reset)
+    service = Service(client, allow_reset=allow_reset, max_body_bytes=max_body_bytes)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -30,6 +30,9 @@ from vecduck.engine.filters import filter_sql
 from vecduck.errors import ChromaError, InvalidArgumentError, NotFoundError
 from vecduck.server import wire
 
+# The size of a typical record in a write request, for the batch size the server advertises.
+RECORD_BYTES = 2_048
+
 
 class HttpError(ChromaError):
     """An answer decided by the server itself: a status and Chroma's error name."""
@@ -50,9 +53,10 @@ def not_supported(what: str) -> HttpError:
 class Service:
     """The operations of Chroma's v2 API on the folder a `vecduck.Client` opened."""
 
-    def __init__(self, client: Client, allow_reset: bool = False) -> None:
+    def __init__(self, client: Client, allow_reset: bool = False, max_body_bytes: int = 64 * 1024 * 1024) -> None:
         self.client = client
         self.allow_reset = allow_reset
+        self.max_body_bytes = max_body_bytes
 
     # -- server ---------------------------------------------------------------------------
     def heartbeat(self) -> dict[str, int]:
@@ -62,7 +66,12 @@ class Service:
         return __version__
 
     def pre_flight(self) -> dict[str, Any]:
-        return {"max_batch_size": MAX_BATCH_SIZE, "supports_base64_encoding": True}
+        """What a request may carry: as many records as the body limit holds at about
+        RECORD_BYTES each (a 384-dimension vector in base64 and a short document), never
+        fewer than chromadb's 5,461; and the body limit itself, by which vecduck's clients
+        split larger writes."""
+        batch = max(MAX_BATCH_SIZE, self.max_body_bytes // RECORD_BYTES)
+        return {"max_batch_size": batch, "supports_base64_encoding": True, "max_body_bytes": self.max_body_bytes}
 
     def identity(self) -> dict[str, Any]:
         return {"user_id": "", "tenant": DEFAULT_TENANT, "databases": [DEFAULT_DATABASE]}
