@@ -69,6 +69,11 @@ def parser() -> argparse.ArgumentParser:
         help="require this token (Authorization: Bearer / X-Chroma-Token); default $VECDUCK_AUTH_TOKEN",
     )
     run.add_argument(
+        "--auth-file",
+        default=os.environ.get("VECDUCK_AUTH_FILE") or None,
+        help="TOML file of tokens and the tenants each may read or write (see docs/server.md)",
+    )
+    run.add_argument(
         "--allow-reset",
         action="store_true",
         default=os.environ.get("VECDUCK_ALLOW_RESET", "").lower() in ("1", "true", "yes"),
@@ -96,13 +101,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return compact_command(args.path, args.retention_days)
     if args.command == "run":
         from vecduck.server import serve
+        from vecduck.server.access import AuthFileError, load_grants
 
         logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(message)s", stream=sys.stderr)
+        if args.auth_file:
+            try:
+                load_grants(args.auth_file)  # refuse a bad file before anything starts
+            except AuthFileError as exc:
+                print(f"vecduck run: {exc}", file=sys.stderr)
+                return 2
         serve(
             args.path,
             args.host,
             args.port,
             auth_token=args.auth_token,
+            auth_file=args.auth_file,
             allow_reset=args.allow_reset,
             max_body_bytes=args.max_body_bytes,
             log_level=args.log_level,

@@ -8,7 +8,6 @@ engine blocks) and their results or exceptions into Chroma's JSON answers.
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -20,12 +19,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from vecduck import __version__
 from vecduck.api.client import PersistentClient, Settings
 from vecduck.errors import ChromaError
 from vecduck.server import wire
+from vecduck.server.access import AccessControl, admin_grants, load_grants
 from vecduck.server.service import HttpError, Service, not_supported
 
 log = logging.getLogger("vecduck.server")
@@ -92,13 +92,19 @@ async def read_body(request: Request, limit: int) -> Any:
 Handler = Callable[[dict[str, str], Any, Any], Any]
 
 
-def route(path: str, method: str, handler: Handler, *, body: bool = False, status: int = 200, limit: int) -> Route:
-    """A Starlette route whose endpoint reads the body, runs `handler` in a thread, answers JSON."""
+def route(
+    path: str, method: str, handler: Handler, *, body: bool = False, status: int = 200, grant: bool = False, limit: int
+) -> Route:
+    """A Starlette route whose endpoint reads the body, runs `handler` in a thread, answers JSON
+    (`grant`: the handler also gets the request's access grant, if any)."""
 
     async def endpoint(request: Request) -> Response:
         try:
             payload = await read_body(request, limit) if body else None
-            result = await run_in_threadpool(handler, dict(request.path_params), payload, request.query_params)
+            extra = {"grant": request.scope.get("state", {}).get("grant")} if grant else {}
+            result = await run_in_threadpool(
+                handler, dict(request.path_params), payload, request.query_params, **extra
+            )
         except Exception as exc:
             return answer_for(exc)
         return json_response(result, status)
@@ -128,7 +134,7 @@ def routes(service: Service, limit: int) -> list[Route]:
         (PREFIX + "/heartbeat", "GET", fixed(s.heartbeat), {}),
         (PREFIX + "/version", "GET", fixed(s.version), {}),
         (PREFIX + "/pre-flight-checks", "GET", fixed(s.pre_flight), {}),
-        (PREFIX + "/auth/identity", "GET", fixed(s.identity), {}),
+        (PREFIX + "/auth/identity", "GET", lambda p, b, q, grant=None: s.identity(grant), {"grant": True}),
         (PREFIX + "/healthcheck", "GET", fixed(s.healthcheck), {}),
         (PREFIX + "/reset", "POST", fixed(s.reset), {}),
         (PREFIX + "/tenants", "POST", lambda p, b, q: s.create_tenant(b), {"body": True}),
@@ -204,40 +210,21 @@ def routes(service: Service, limit: int) -> list[Route]:
     return [route(path, method, handler, limit=limit, **options) for path, method, handler, options in table]
 
 
-class TokenAuth:
-    """Refuses (401) every request without the token in `Authorization: Bearer` or `X-Chroma-Token`."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
-        self.token = token.encode("utf-8")
-
-    def allowed(self, headers: list[tuple[bytes, bytes]]) -> bool:
-        for raw_name, value in headers:
-            name = raw_name.lower()
-            if name == b"x-chroma-token" and hmac.compare_digest(value.strip(), self.token):
-                return True
-            if name == b"authorization":
-                scheme, _, credentials = value.strip().partition(b" ")
-                if scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self.token):
-                    return True
-        return False
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self.allowed(scope.get("headers", [])):
-            response = error_response(401, "AuthorizationError", "Unauthorized: a valid token is required")
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
 def create_app(
     path: str | os.PathLike[str],
     *,
     auth_token: str | None = None,
+    auth_file: str | None = None,
     allow_reset: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> ASGIApp:
-    """The ASGI app serving the folder `path`; the folder is released (flushed) at shutdown."""
+    """The ASGI app serving the folder `path`; the folder is released (flushed) at shutdown.
+
+    `auth_token` (one token that may do everything) and `auth_file` (tokens with grants per
+    tenant, `vecduck.server.access`) put every request behind a token."""
+    grants = load_grants(auth_file) if auth_file else {}
+    if auth_token:
+        grants.update(admin_grants(auth_token))
     folder = os.path.abspath(os.fspath(path))
     client = PersistentClient(folder, settings=Settings(allow_reset=allow_reset))
     service = Service(client, allow_reset=allow_reset, max_body_bytes=max_body_bytes)
@@ -248,7 +235,7 @@ def create_app(
             "vecduck %s serving %s (auth %s, reset %s)",
             __version__,
             folder,
-            "on" if auth_token else "off",
+            f"{len(grants)} token(s)" if grants else "off",
             "allowed" if allow_reset else "disabled",
         )
         try:
@@ -275,8 +262,8 @@ def create_app(
     )
     app.router.redirect_slashes = False  # a redirect would reach clients as an error without a body
     app.state.service = service
-    if auth_token:
-        return TokenAuth(app, auth_token)
+    if grants:
+        return AccessControl(app, grants)
     return app
 
 
@@ -286,6 +273,7 @@ def serve(
     port: int = 8000,
     *,
     auth_token: str | None = None,
+    auth_file: str | None = None,
     allow_reset: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     log_level: str = "info",
@@ -294,7 +282,9 @@ def serve(
     import uvicorn
 
     _Server = _uvicorn_server_class()  # noqa: N806 - a class
-    app = create_app(path, auth_token=auth_token, allow_reset=allow_reset, max_body_bytes=max_body_bytes)
+    app = create_app(
+        path, auth_token=auth_token, auth_file=auth_file, allow_reset=allow_reset, max_body_bytes=max_body_bytes
+    )
     config = uvicorn.Config(
         app,
         host=host,

@@ -29,6 +29,7 @@ from vecduck.api.collection import Collection, generated_ids
 from vecduck.engine.filters import filter_sql
 from vecduck.errors import ChromaError, InvalidArgumentError, NotFoundError
 from vecduck.server import wire
+from vecduck.server.access import identity_of
 
 # The size of a typical record in a write request, for the batch size the server advertises.
 RECORD_BYTES = 2_048
@@ -73,8 +74,8 @@ class Service:
         batch = max(MAX_BATCH_SIZE, self.max_body_bytes // RECORD_BYTES)
         return {"max_batch_size": batch, "supports_base64_encoding": True, "max_body_bytes": self.max_body_bytes}
 
-    def identity(self) -> dict[str, Any]:
-        return {"user_id": "", "tenant": DEFAULT_TENANT, "databases": [DEFAULT_DATABASE]}
+    def identity(self, grant: Any = None) -> dict[str, Any]:
+        return identity_of(grant, DEFAULT_TENANT, DEFAULT_DATABASE)
 
     def healthcheck(self) -> dict[str, bool]:
         return {"is_executor_ready": True, "is_log_client_ready": True}
