@@ -308,7 +308,8 @@ class Store(ReadModel):
             state = self._state(collection_id)
             if self.registry.pending_count(collection_id):
                 self._commit_to_lake(collection_id, [])
-            self._save_read_model(state)
+            if state.applied_seq > state.rows_saved_seq:  # saved files are shared, not rewritten
+                self._save_read_model(state)
             parent = self.get_collection_by_id(collection_id)
             fork = dataclasses.replace(
                 parent,
