@@ -153,3 +153,21 @@ def test_a_crash_mid_fork_leaves_no_half_collection(tmp_path: Path) -> None:
     fork = client.get_collection("crashy", embedding_function=None).fork("half")  # the name is free
     assert snapshot(fork) == expected
     client.close()
+
+
+def test_fork_after_updates_and_new_keys_matches_in_sql_and_get(tmp_path: Path) -> None:
+    """A row updated in place keeps its key: the fork's table must take the new row (by key
+    and write number), also when the parent's file predates a metadata column."""
+    client = vecduck.PersistentClient(tmp_path)
+    parent = client.create_collection("updates", embedding_function=None)
+    ids, vectors, metadatas, documents = records(6_000, seed=3)
+    parent.add(ids=ids, embeddings=vectors, metadatas=metadatas, documents=documents)  # in a Parquet file
+    parent.upsert(ids=["r0", "r1"], embeddings=vectors[:2], metadatas=[{"late": 3}, {"late": 4}])  # buffered
+    parent.update(ids=["r2"], documents=["updated"], embeddings=vectors[2:3])
+    fork = parent.fork("updates-fork")
+    rows = dict(client.sql('SELECT id, late FROM "updates-fork" WHERE id IN (\'r0\', \'r1\', \'r5\')').fetchall())
+    assert rows == {"r0": 3, "r1": 4, "r5": None}
+    assert client.sql('SELECT document FROM "updates-fork" WHERE id = \'r2\'').fetchone() == ("updated",)
+    assert client.sql('SELECT count(*), count(DISTINCT id) FROM "updates-fork"').fetchone() == (6_000, 6_000)
+    assert snapshot(fork) == snapshot(parent)
+    client.close()

@@ -288,12 +288,17 @@ class Lake:
                     link = os.path.join(folder, f"fork-{uuid.uuid4().hex}.parquet")
                     os.link(source, link)  # the same blocks on disk: a fork costs no space
                     links.append(link)
-                    self.con.execute("CALL ducklake_add_data_files(?, ?, ?)", [LAKE, table_name(fork_id), link])
-                self.con.execute(f"DELETE FROM {fork} WHERE _key NOT IN (SELECT _key FROM {parent})")
+                    # allow_missing: a file written before a metadata column was added lacks it
+                    self.con.execute(
+                        "CALL ducklake_add_data_files(?, ?, ?, allow_missing => true)",
+                        [LAKE, table_name(fork_id), link],
+                    )
+                # a row is the same row when its key and write number are (an update keeps the key)
+                self.con.execute(f"DELETE FROM {fork} WHERE (_key, _seq) NOT IN (SELECT _key, _seq FROM {parent})")
                 names = ", ".join(quote(name) for name in self.columns(parent_id))
                 self.con.execute(
                     f"INSERT INTO {fork} ({names}) SELECT {names} FROM {parent}"
-                    f" WHERE _key NOT IN (SELECT _key FROM {fork})"
+                    f" WHERE (_key, _seq) NOT IN (SELECT _key, _seq FROM {fork})"
                 )
                 self.con.execute("COMMIT")
             except BaseException:

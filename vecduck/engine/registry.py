@@ -335,6 +335,12 @@ class Registry:
         if record.columns:
             self.add_columns(db, record.id, record.columns)
 
+    def copy_ops(self, db: sqlite3.Connection, source: str, target: str) -> None:
+        """A fork's operation count starts from its parent's (its records' history)."""
+        db.execute(
+            "UPDATE collections SET ops = (SELECT ops FROM collections WHERE id = ?) WHERE id = ?", (source, target)
+        )
+
     def add_fork_edge(self, db: sqlite3.Connection, root: str) -> None:
         db.execute(
             "INSERT INTO fork_edges VALUES (?, 1) ON CONFLICT(root) DO UPDATE SET edges = edges + 1", (root,)

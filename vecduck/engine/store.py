@@ -325,6 +325,7 @@ class Store(ReadModel):
             self._link_sidecars(parent.id, fork.id)
             with self.registry.transaction() as db:
                 self.registry.insert(db, fork)
+                self.registry.copy_ops(db, parent.id, fork.id)
                 self.registry.add_fork_edge(db, fork.lineage)
             if parent.lake_seq > 0:
                 self._sync_view(fork)
