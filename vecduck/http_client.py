@@ -100,8 +100,8 @@ def _answer(response: httpx.Response) -> Any:
 
 
 def _scope(tenant: str, database: str) -> str:
-    quote = urllib.parse.quote
-    return f"/tenants/{quote(tenant, safe='')}/databases/{quote(database, safe='')}"
+    """The path of a tenant's database (quoted once, with the rest of the path, when sent)."""
+    return f"/tenants/{tenant}/databases/{database}"
 
 
 def _metadatas(values: list[Any] | None) -> list[Any] | None:
@@ -137,8 +137,12 @@ class HttpCollection(Collection):
 
     _client: HttpClient
 
+    def _own_path(self, rest: str) -> str:
+        """A path in the collection's own tenant and database (not the client's current ones)."""
+        return _scope(self._record.tenant, self._record.database) + rest
+
     def _path(self, action: str = "") -> str:
-        return self._client._scope_path(f"/collections/{self._record.id}{action}")
+        return self._own_path(f"/collections/{self._record.id}{action}")
 
     @property
     def dimension(self) -> int | None:
@@ -146,7 +150,7 @@ class HttpCollection(Collection):
 
     # -- server calls, written once (see the module docstring) -------------------------------
     def _dimension_call(self) -> Call:
-        return (yield ("GET", self._client._scope_path(f"/collections/by-id/{self._record.id}"), None, None))[
+        return (yield ("GET", self._own_path(f"/collections/by-id/{self._record.id}"), None, None))[
             "dimension"
         ]
 
@@ -270,7 +274,7 @@ class HttpCollection(Collection):
     def _modify_call(self, name: Any, metadata: Any, configuration: Any) -> Call:
         body = {"new_name": name, "new_metadata": metadata, "new_configuration": configuration}
         yield ("PUT", self._path(), body, None)
-        found = yield ("GET", self._client._scope_path(f"/collections/by-id/{self._record.id}"), None, None)
+        found = yield ("GET", self._own_path(f"/collections/by-id/{self._record.id}"), None, None)
         self._record = self._client._record(found)
 
     def _fork_call(self, new_name: str) -> Call:
@@ -380,7 +384,9 @@ class _HttpCalls:
         return (yield ("GET", self._scope_path("/collections"), None, params))
 
     def _scope_call(self, tenant: str, database: str) -> Call:
-        yield ("GET", _scope(tenant, database), None, None)  # both exist, or NotFoundError
+        # as chromadb's client: the tenant first, then its database (NotFoundError for either)
+        yield ("GET", f"/tenants/{tenant}", None, None)
+        yield ("GET", _scope(tenant, database), None, None)
 
     def _one(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Call:
         return (yield (method, path, body, params))
@@ -406,6 +412,7 @@ class HttpClient(_HttpCalls, ClientBase):
         database: str = DEFAULT_DATABASE,
         *,
         timeout: float | None = None,
+        _check_scope: bool = True,
     ) -> None:
         self._settings = settings or Settings()
         self.tenant = tenant
@@ -414,7 +421,10 @@ class HttpClient(_HttpCalls, ClientBase):
         self._http: httpx.Client | None = httpx.Client(headers=sent, timeout=timeout)
         self._pre_flight: dict[str, Any] | None = None
         try:
-            self._run(self._scope_call(tenant, database))
+            if _check_scope:
+                self._run(self._scope_call(tenant, database))
+            else:
+                self._request("GET", "/heartbeat")  # the server answers
         except httpx.TransportError:
             self.close()
             raise ValueError("Could not connect to a Chroma server. Are you sure it is running?") from None
@@ -558,6 +568,7 @@ class HttpAdminClient:
             ssl=bool(ssl if ssl is not None else extra.get("chroma_server_ssl_enabled", False)),
             headers=headers,
             settings=settings,
+            _check_scope=False,  # an admin works on tenants and databases, whichever exist
         )
 
     def _request(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
@@ -567,10 +578,10 @@ class HttpAdminClient:
         self._request("POST", "/tenants", {"name": name})
 
     def get_tenant(self, name: str) -> dict[str, Any]:
-        return {"name": self._request("GET", f"/tenants/{urllib.parse.quote(name, safe='')}")["name"]}
+        return {"name": self._request("GET", f"/tenants/{name}")["name"]}
 
     def create_database(self, name: str, tenant: str = DEFAULT_TENANT) -> None:
-        self._request("POST", f"/tenants/{urllib.parse.quote(tenant, safe='')}/databases", {"name": name})
+        self._request("POST", f"/tenants/{tenant}/databases", {"name": name})
 
     def get_database(self, name: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any]:
         return _database(self._request("GET", _scope(tenant, name)))
@@ -579,7 +590,7 @@ class HttpAdminClient:
         self, limit: int | None = None, offset: int | None = None, tenant: str = DEFAULT_TENANT
     ) -> list[dict[str, Any]]:
         params = {key: val for key, val in (("limit", limit), ("offset", offset)) if val is not None}
-        path = f"/tenants/{urllib.parse.quote(tenant, safe='')}/databases"
+        path = f"/tenants/{tenant}/databases"
         return [_database(found) for found in self._request("GET", path, params=params)]
 
     def delete_database(self, name: str, tenant: str = DEFAULT_TENANT) -> None:

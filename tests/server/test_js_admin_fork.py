@@ -76,9 +76,10 @@ def test_js_admin_fork_and_indexing_status(tmp_path: Path) -> None:
         }
         assert seen["afterDelete"] == {
             "databases": ["js-db-b", "js-db-c"],
-            "listA": "ChromaNotFoundError",
+            "listA": [],
             "countInA": "ChromaNotFoundError",
-            "newClientA": "ChromaNotFoundError",
+            "newClientA": [],
+            "createInA": "ChromaClientError",  # the JS client's name for a 400
             "docB": ["b-x"],
             "countB": 2,
         }

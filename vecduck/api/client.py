@@ -116,6 +116,8 @@ atexit.register(STORES.close_all)
 class Client(ClientBase):
     """An embedded vecduck client. `Client()` keeps everything in memory."""
 
+    _admin = False  # AdminClient's own client: it manages tenants and databases, needs none to exist
+
     def __init__(
         self,
         settings: Settings | None = None,
@@ -137,11 +139,12 @@ class Client(ClientBase):
             os.makedirs(self._path, exist_ok=True)
             self._store = STORES.acquire(self._path, self._settings.durability)
             self._shared = True
-        try:
-            check_scope(self._store, tenant, database)
-        except Exception:
-            self.close()
-            raise
+        if not self._admin:
+            try:
+                check_scope(self._store, tenant, database)
+            except Exception:
+                self.close()
+                raise
 
     def _scoped(self, tenant: str, database: str) -> Client:
         """This client aimed at another tenant and database (the same store; closing it
@@ -326,7 +329,7 @@ class AdminClient:
         return super().__new__(cls)
 
     def __init__(self, settings: Settings | None = None) -> None:
-        self._client = Client(settings=settings)
+        self._client = _AdminsClient(settings=settings)
 
     def _store(self) -> Store:
         return self._client._store_for_use()
@@ -353,7 +356,7 @@ class AdminClient:
 
     def delete_database(self, name: str, tenant: str = DEFAULT_TENANT) -> None:
         """Delete a database and every collection in it (atomically)."""
-        self._store().delete_database(check_database_name(name), tenant)
+        self._store().delete_database(name, tenant)  # no name rule: a missing one is NotFoundError, as in chromadb
 
     def close(self) -> None:
         self._client.close()
@@ -363,6 +366,12 @@ class AdminClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _AdminsClient(Client):
+    """The client an AdminClient opens its folder with: no tenant or database need exist."""
+
+    _admin = True
 
 
 def database_dict(found: dict[str, Any]) -> dict[str, Any]:

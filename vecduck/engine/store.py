@@ -187,7 +187,7 @@ class Store(ReadModel):
     ) -> CollectionRecord:
         with self._lock, self.registry.writer_lock():
             if self.registry.get_database(tenant, database) is None:
-                raise NotFoundError(f"Database [{database}] not found. Are you sure it exists?")
+                raise InvalidArgumentError(f"Database [{database}] does not exist")  # chromadb's class and words
             existing = self.registry.get_by_name(name, tenant, database)
             if existing is not None:
                 if get_or_create:

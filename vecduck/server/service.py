@@ -22,7 +22,6 @@ from vecduck.api.client import (
     MAX_BATCH_SIZE,
     Client,
     check_database_name,
-    check_scope,
     check_tenant_name,
 )
 from vecduck.api.collection import Collection, generated_ids
@@ -91,9 +90,11 @@ class Service:
         return self.client._store_for_use()
 
     def _scoped(self, tenant: str, database: str) -> Client:
-        """The server's client, aimed at a request's tenant and database (which must exist)."""
-        self._scope(tenant, database)
-        return self.client._scoped(tenant, database)
+        """The server's client, aimed at a request's tenant and database. They need not
+        exist: as in chromadb, listing a deleted database's collections finds none and
+        creating one there is refused by the store. A database name too short to exist
+        is refused first, as Chroma's server does on every collection route."""
+        return self.client._scoped(tenant, check_database_name(database))
 
     def get_tenant(self, tenant: str) -> dict[str, Any]:
         self._store.check_tenant(tenant)
@@ -108,23 +109,21 @@ class Service:
         return self._store.list_databases(tenant, limit, offset)
 
     def get_database(self, tenant: str, database: str) -> dict[str, Any]:
+        check_database_name(database)  # chromadb checks the name before the tenant
         self._store.check_tenant(tenant)
-        return self._store.get_database(check_database_name(database), tenant)
+        return self._store.get_database(database, tenant)
 
     def create_database(self, tenant: str, body: Any) -> dict[str, Any]:
         self._store.create_database(check_database_name(wire.body_object(body).get("name")), tenant)
         return {}
 
     def delete_database(self, tenant: str, database: str) -> dict[str, Any]:
-        self._store.delete_database(check_database_name(database), tenant)
+        self._store.delete_database(database, tenant)
         return {}
-
-    def _scope(self, tenant: str, database: str) -> None:
-        check_scope(self._store, tenant, database)
 
     # -- collections ------------------------------------------------------------------------
     def list_collections(self, tenant: str, database: str, limit: Any, offset: Any) -> list[dict[str, Any]]:
-        self._scope(tenant, database)
+        check_database_name(database)
         limit, offset = _query_int(limit, "limit"), _query_int(offset, "offset")
         # The store's records directly: Client.list_collections would rebuild every
         # collection's embedding function, which a server must never do.
@@ -183,7 +182,7 @@ class Service:
         return {}
 
     def _collection(self, tenant: str, database: str, collection_id: str) -> Collection:
-        self._scope(tenant, database)
+        check_database_name(database)
         try:
             parsed = uuid.UUID(collection_id)
         except ValueError:

@@ -82,9 +82,11 @@ try {
   await admin.deleteDatabase({ name: "js-db-a", tenant });
   report.afterDelete = {
     databases: (await admin.listDatabases({ tenant })).map((d) => d.name).sort(),
-    listA: await failure(clientA.listCollections()),
+    // as Chroma's server: a deleted database lists no collections
+    listA: (await clientA.listCollections()).map((c) => c.name),
     countInA: await failure(inA.count()),
-    newClientA: await failure(scoped(tenant, "js-db-a").listCollections()),
+    newClientA: (await scoped(tenant, "js-db-a").listCollections()).map((c) => c.name),
+    createInA: await failure(clientA.createCollection({ name: "after-delete", embeddingFunction: null })),
     docB: (await inB.get({ ids: ["x"] })).documents,
     countB: await clientB.countCollections(),
   };
