@@ -303,7 +303,10 @@ class HttpCollection(Collection):
     def _query(self, *args: Any) -> QueryResult:
         return self._client._run(self._query_call(*args))
 
-    def _search(self, payloads: list[dict[str, Any]], read_level: Any = "index_and_wal") -> SearchResult:
+    def _search(
+        self, payloads: list[dict[str, Any]], read_level: Any = "index_and_wal", embedded: bool = False
+    ) -> SearchResult:
+        """The search sent to the server (text queries on sparse keys are embedded there)."""
         return self._client._run(self._search_call(payloads, read_level))
 
     def _modify(self, name: Any, metadata: Any, configuration: Any) -> None:

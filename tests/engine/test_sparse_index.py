@@ -116,6 +116,59 @@ def test_index_follows_writes_and_matches_brute_force(bm25: bool, tmp_path: Path
         assert keys_found.tolist() == brute_force(allowed, terms, weights, limit, False)[0]
 
 
+# many postings per slot (summed over every slot) and few (sorted)
+@pytest.mark.parametrize("vocabulary", [6, 5000])
+@pytest.mark.parametrize("bm25", [False, True])
+def test_ties_at_the_cut_are_broken_by_key(vocabulary: int, bm25: bool) -> None:
+    """Many records with the very same vector tie; the `limit` returned are the lowest
+    keys among the best score, as a brute force over (score, key) says."""
+    rng = np.random.default_rng(vocabulary + bm25)
+    shapes = [
+        SparseVector(sorted(rng.choice(vocabulary, 3, replace=False).tolist()), [1.0, 0.5, 0.25])
+        for _ in range(8 if vocabulary < 100 else 300)
+    ]
+    n = 4000
+    chosen = rng.integers(0, len(shapes), n)
+    stored = {key: shapes[c] for key, c in enumerate(chosen.tolist())}
+    index = SparseIndex()
+    index.replace(
+        np.arange(n),
+        pa.array(
+            [{"indices": v.indices, "values": v.values, "labels": None} for v in stored.values()], ARROW_TYPES["sparse"]
+        ),
+    )
+    index.remove(np.arange(0, n, 7))  # dead postings, skipped
+    for key in range(0, n, 7):
+        stored.pop(key)
+    for shape in shapes[:4]:
+        terms, weights = shape.indices, [0.7, 0.2, 0.1]
+        for limit in (1, 10, 100, 1000):
+            keys, scores = index.search(np.array(terms), np.array(weights), limit, None, len(stored) if bm25 else None)
+            expected_keys, expected_scores = brute_force_wide(stored, terms, weights, limit, bm25)
+            assert keys.tolist() == expected_keys
+            np.testing.assert_allclose(scores, expected_scores, rtol=1e-5, atol=1e-6)
+
+
+def brute_force_wide(
+    vectors: dict[int, SparseVector], terms: list[int], weights: list[float], limit: int, bm25: bool
+) -> tuple[list[int], list[float]]:
+    """brute_force for any vocabulary: dot products term by term, in float64."""
+    query = dict(zip(terms, weights, strict=True))
+    if bm25:
+        n = len(vectors)
+        for term in terms:
+            n_t = sum(term in v.indices for v in vectors.values())
+            query[term] *= float(np.log1p((n - n_t + 0.5) / (n_t + 0.5)))
+    scored = []
+    for key, vector in vectors.items():
+        shared = [(i, x) for i, x in zip(vector.indices, vector.values, strict=True) if i in query]
+        if shared:
+            scored.append((1.0 - sum(query[i] * np.float32(x) for i, x in shared), key))
+    scored.sort()  # equal vectors sum to equal scores: ties go by key
+    best = scored[:limit]
+    return [k for _, k in best], [s for s, _ in best]
+
+
 def test_damaged_file_reads_as_missing(tmp_path: Path) -> None:
     index = SparseIndex()
     index.replace(np.arange(1, 4), column([SparseVector([1, 2], [1.0, 2.0]), None, SparseVector([3], [1.0])]))
@@ -195,6 +248,37 @@ def test_collection_index_survives_close_damage_and_reopen(tmp_path: Path, monke
     filtered = sparse_search(collection, *query, where={"n": {"$lt": 200}})
     assert filtered[0] == expected_from_stored(collection, *query, where={"n": {"$lt": 200}})[0]
     client.close()
+
+
+def test_index_built_after_the_last_write_is_saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sparse index first built by a search in a read-only session is saved when that
+    session closes: the next one loads it instead of rebuilding it from the rows."""
+    loads: list[bool] = []
+    load = SparseIndex.load.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(
+        SparseIndex, "load", classmethod(lambda cls, path: loads.append(load(cls, path) is not None) or load(cls, path))
+    )
+    rng = np.random.default_rng(5)
+    vectors = random_vectors(rng, 300)
+    client = vecduck.PersistentClient(tmp_path)
+    collection = client.create_collection("built-late", embedding_function=None)
+    collection.add(
+        ids=[f"r{i}" for i in range(300)],
+        embeddings=rng.random((300, 4)),
+        metadatas=[{"sp": v} if v else {"n": i} for i, v in enumerate(vectors)],
+    )
+    client.close()  # no search yet: no sparse index to save
+    assert glob.glob(str(tmp_path / "index" / "*.sparse.arrow")) == []
+
+    query = ([3, 11, 29], [1.0, 0.5, 0.25])
+    for session in range(2):
+        client = vecduck.PersistentClient(tmp_path)
+        collection = client.get_collection("built-late", embedding_function=None)
+        found = sparse_search(collection, *query)
+        assert found[0] == expected_from_stored(collection, *query)[0]
+        assert loads[-1] is (session == 1)  # built from the rows, then loaded from its file
+        client.close()
+        assert len(glob.glob(str(tmp_path / "index" / "*.sparse.arrow"))) == 1
 
 
 WRITER = textwrap.dedent(

@@ -184,7 +184,6 @@ class Collection:
         """The server-side checks and the engine write: shared by the Python API and HTTP."""
         v.check_record_ids(ids)
         v.check_lengths(ids, embeddings=embeddings, metadatas=metadatas, documents=documents, uris=uris)
-        metadatas = self._with_sparse_vectors(len(ids), metadatas, documents)
         keep = None
         if embeddings is None:
             matrix = None
@@ -199,6 +198,7 @@ class Collection:
             v.check_documents(documents)
         for field, values in (("IDs", ids), ("documents", documents), ("uris", uris), ("metadatas", cleaned)):
             v.check_text(values, field)
+        cleaned = self._with_sparse_vectors(len(ids), cleaned, documents)
         self._store.write(self._record.id, mode, ids, matrix, cleaned, documents, uris, keep)
 
     def add(
@@ -426,16 +426,20 @@ class Collection:
             payloads = s.search_payloads(searches)
         dense = None if self._embedding_function is None else (lambda text: self._embed([text], is_query=True)[0])
         payloads = [s.embed_text_queries(p, dense, self._sparse_query) for p in payloads]
-        return self._search(payloads, read_level)
+        return self._search(payloads, read_level, embedded=True)
 
-    def _search(self, payloads: list[dict[str, Any]], read_level: Any = "index_and_wal") -> SearchResult:
-        """The server side of a search: payloads checked and run (shared with HTTP)."""
+    def _search(
+        self, payloads: list[dict[str, Any]], read_level: Any = "index_and_wal", embedded: bool = False
+    ) -> SearchResult:
+        """The server side of a search: payloads checked and run (shared with HTTP, where
+        sparse text queries are embedded here; `embedded`: they have been already)."""
         from vecduck.api import search as s
 
         s.read_level_value(read_level)
         if not isinstance(payloads, list):
             raise InvalidArgumentError("searches must be a list")
-        payloads = [s.embed_text_queries(p, None, self._sparse_query) for p in payloads]
+        if not embedded:
+            payloads = [s.embed_text_queries(p, None, self._sparse_query) for p in payloads]
         parsed = [s.parse_payload(p) for p in payloads]
         if not parsed:
             return s.shape_result([], [])
@@ -468,8 +472,9 @@ class Collection:
         return cache[key]
 
     def _with_sparse_vectors(self, n: int, metadatas: list[Any] | None, documents: list[Any] | None) -> Any:
-        """Metadatas with the sparse vectors the schema's indexes compute from a source
-        (`#document` or a metadata key) added where the record does not carry one yet."""
+        """Checked metadatas with the sparse vectors the schema's indexes compute from a
+        source (`#document` or a metadata key) added where the record does not carry one yet
+        (checked in turn: an embedding function's output is input like any other)."""
         targets = [
             (key, config["source_key"], function)
             for key, config in self._sparse_indexes().items()
@@ -491,7 +496,8 @@ class Collection:
                     texts.append(text)
                     positions.append(i)
             if texts:
-                for i, vector in zip(positions, function(input=texts), strict=True):
+                what = f"the sparse vector computed for {key!r}"
+                for i, vector in zip(positions, _sparse_vectors(function, texts, what), strict=True):
                     out[i] = {**(out[i] or {}), key: vector}
         return out
 
@@ -658,3 +664,16 @@ def _check_selection_text(ids: list[str] | None, where: Any, where_document: Any
     v.check_text(ids, "IDs")
     v.check_text(where, "where")
     v.check_text(where_document, "where_document")
+
+
+def _sparse_vectors(function: Any, texts: list[str], what: str) -> list[Any]:
+    """`function`'s checked sparse vectors of `texts`. vecduck's own BM25 encodes a batch as
+    arrays, well formed by construction: only its values' finiteness is left to check."""
+    from vecduck.embeddings.bm25 import ChromaBm25EmbeddingFunction
+
+    if isinstance(function, ChromaBm25EmbeddingFunction) and not function.include_tokens:
+        vectors, values = function.encode_vectors(texts)
+        if not np.isfinite(values).all():
+            raise InvalidArgumentError(f"Validation error: {what}: sparse vector values must be finite numbers")
+        return vectors
+    return [v.check_sparse_vector(vector, what) for vector in function(input=texts)]

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from vecduck.api.types import SearchResult, is_sparse_vector
-from vecduck.api.validation import check_sparse_vector, check_text
+from vecduck.api.validation import check_sparse_vector, check_strings, is_number_list
 from vecduck.engine.search import KnnQuery, RankNode, SearchPlan
 from vecduck.errors import InvalidArgumentError
 
@@ -27,6 +27,8 @@ SCORE_KEY = "#score"
 METADATA_KEY = "#metadata"
 # The fixed select keys, in the order Chroma reports them (metadata fields follow, sorted).
 FIXED_SELECT = ("#document", "#embedding", "#metadata", "#score")
+# Select keys that name no metadata field: ids come back whatever the select ("#id" adds nothing)
+NOT_FIELDS = frozenset((*FIXED_SELECT, "#id"))
 READ_LEVELS = ("index_and_wal", "index_only", "index_and_bounded_wal")
 MAX_DEPTH = 64  # nesting of rank and filter expressions
 MAX_COUNT = 2**32 - 1  # Chroma's limits and offsets are unsigned 32-bit
@@ -81,6 +83,10 @@ def embed_text_queries(
         if depth > MAX_DEPTH:
             raise bad(f"rank expression nested deeper than {MAX_DEPTH}")
         if isinstance(node, list):
+            if is_number_list(node):  # a dense vector: nothing to embed inside
+                if node and depth + 1 > MAX_DEPTH:
+                    raise bad(f"rank expression nested deeper than {MAX_DEPTH}")
+                return node
             return [walk(item, depth + 1) for item in node]
         if not isinstance(node, dict):
             return node
@@ -127,17 +133,27 @@ def _number(value: Any, what: str) -> float:
     return number
 
 
-def _depth(node: Any, depth: int = 0) -> None:
-    """Refuse expressions nested deeper than MAX_DEPTH (before any recursion elsewhere)."""
-    stack = [(node, depth)]
+def _check_shape(payload: Any) -> None:
+    """Refuse expressions nested deeper than MAX_DEPTH (before any recursion elsewhere)
+    and strings that are not valid Unicode, in one walk; lists of numbers (dense
+    vectors) are skipped whole."""
+    strings: list[str] = []
+    stack = [(payload, 0)]
     while stack:
         item, level = stack.pop()
         if level > MAX_DEPTH:
             raise bad(f"expression nested deeper than {MAX_DEPTH}")
-        if isinstance(item, dict):
+        if isinstance(item, str):
+            strings.append(item)
+        elif isinstance(item, dict):
+            strings.extend(key for key in item if isinstance(key, str))
             stack.extend((value, level + 1) for value in item.values())
         elif isinstance(item, list):
-            stack.extend((value, level + 1) for value in item)
+            if not is_number_list(item):
+                stack.extend((value, level + 1) for value in item)
+            elif item and level + 1 > MAX_DEPTH:
+                raise bad(f"expression nested deeper than {MAX_DEPTH}")
+    check_strings(strings, "search")
 
 
 class _RankParser:
@@ -213,9 +229,10 @@ def _dense(query: Any) -> np.ndarray:
     if isinstance(query, np.ndarray):
         numbers = query
     else:
-        for number in query:
-            if isinstance(number, bool) or not isinstance(number, (int, float)):
-                raise bad(f"$knn query must hold numbers, got {number!r}"[:120])
+        if not is_number_list(query):
+            for number in query:
+                if isinstance(number, bool) or not isinstance(number, (int, float)):
+                    raise bad(f"$knn query must hold numbers, got {number!r}"[:120])
         numbers = query
     with np.errstate(over="ignore"):
         vector = np.asarray(numbers, dtype=np.float64).astype(np.float32)
@@ -272,8 +289,7 @@ def parse_payload(payload: Any) -> tuple[SearchPlan, list[str]]:
     """A search payload checked as Chroma's server checks it: its plan and select keys."""
     if not isinstance(payload, dict):
         raise bad(f"each search must be an object, got {type(payload).__name__}")
-    _depth(payload)
-    check_text(payload, "search")
+    _check_shape(payload)
     where = payload.get("filter")
     if where == {}:
         where = None
@@ -303,7 +319,7 @@ def shape_result(answers: Sequence[tuple[Any, Any]], selects: Sequence[list[str]
         "select": [],
     }
     for (hits, rows), select in zip(answers, selects, strict=True):
-        fields = [k for k in select if k not in FIXED_SELECT]
+        fields = [k for k in select if k not in NOT_FIELDS]
         result["ids"].append(list(rows.ids))
         result["select"].append(list(select))
         result["documents"].append(list(rows.documents) if DOCUMENT_KEY in select else None)
@@ -331,7 +347,7 @@ def row_fields(selects: Sequence[list[str]]) -> tuple[list[str], bool]:
     fields = []
     if any(DOCUMENT_KEY in s for s in selects):
         fields.append("document")
-    if any(METADATA_KEY in s or any(k not in FIXED_SELECT for k in s) for s in selects):
+    if any(METADATA_KEY in s or any(k not in NOT_FIELDS for k in s) for s in selects):
         fields.append("metadata")
     return fields, any(EMBEDDING_KEY in s for s in selects)
 

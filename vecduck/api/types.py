@@ -137,6 +137,44 @@ class SparseVector:
     labels: list[str] | None = None
 
     def __post_init__(self) -> None:
+        if self._well_formed():
+            return
+        self._explain_refusal()
+
+    def _well_formed(self) -> bool:
+        """The common case, checked in C: plain lists of ints (ascending, non-negative)
+        and numbers, no labels or as many string labels. False sends the vector to the
+        per-element checks, which say what is wrong (or accept what NumPy could not type)."""
+        indices, values, labels = self.indices, self.values, self.labels
+        if type(indices) is not list or type(values) is not list or len(indices) != len(values):
+            return False
+        if labels is not None and (type(labels) is not list or len(labels) != len(indices)):
+            return False
+        if not indices:
+            return True
+        try:
+            index_array, value_array = np.asarray(indices), np.asarray(values)
+        except (ValueError, TypeError, OverflowError):  # ragged or odd items
+            return False
+        return (
+            index_array.ndim == 1
+            and value_array.ndim == 1
+            and index_array.dtype.kind == "i"
+            and value_array.dtype.kind in "iuf"
+            and bool(index_array[0] >= 0)
+            and bool((index_array[1:] > index_array[:-1]).all())
+        )
+
+    @classmethod
+    def _unchecked(cls, indices: list[int], values: list[float], labels: list[str] | None = None) -> SparseVector:
+        """A vector from data already checked (the lake's rows, vecduck's own encoder):
+        no per-element checks, which would dominate a large write or read."""
+        vector = object.__new__(cls)
+        vector.indices, vector.values, vector.labels = indices, values, labels
+        return vector
+
+    def _explain_refusal(self) -> None:
+        """chromadb's per-element checks, with their messages (ValueError)."""
         if not isinstance(self.indices, list):
             raise ValueError(f"Expected SparseVector indices to be a list, got {type(self.indices).__name__}")
         if not isinstance(self.values, list):

@@ -285,6 +285,15 @@ def validate_where_document(where_document: Any) -> None:
         raise ValueError(f"Expected where document operand value for operator {operator} to be a non-empty str")
 
 
+_NUMBER_TYPES = frozenset({int, float})
+
+
+def is_number_list(items: list[Any] | tuple[Any, ...]) -> bool:
+    """Whether a list holds only ints and floats (not bools), checked in C: dense vectors
+    are skipped whole by the walks over a request, which would otherwise visit each number."""
+    return set(map(type, items)) <= _NUMBER_TYPES
+
+
 def check_text(value: Any, what: str) -> None:
     """Refuse strings that are not valid Unicode (lone surrogates, which JSON escapes can
     carry): no storage or SQL parameter can hold them. Walks dicts and lists; encodes all
@@ -301,9 +310,15 @@ def check_text(value: Any, what: str) -> None:
             strings.extend(key for key in item if isinstance(key, str))
             stack.extend(item.values())
         elif isinstance(item, (list, tuple)):
-            stack.extend(item)
+            if not is_number_list(item):
+                stack.extend(item)
         elif is_sparse_vector(item) and getattr(item, "labels", None):
             stack.extend(item.labels)
+    check_strings(strings, what)
+
+
+def check_strings(strings: list[str], what: str) -> None:
+    """Refuse a string that is not valid Unicode (one encode for all of them)."""
     try:
         "".join(strings).encode("utf-8")
     except UnicodeEncodeError:
@@ -403,15 +418,20 @@ def check_sparse_vector(value: Any, what: str) -> SparseVector:
         vector = as_sparse_vector(value)
     except (ValueError, TypeError, KeyError) as exc:
         raise InvalidArgumentError(f"Validation error: {what} is not a valid sparse vector: {exc}") from None
-    if any(index >= SPARSE_INDEX_LIMIT or isinstance(index, bool) for index in vector.indices):
+    indices, labels = list(vector.indices), vector.labels
+    if indices and (
+        indices[-1] >= SPARSE_INDEX_LIMIT or bool in set(map(type, indices))  # ascending: the last is the largest
+    ):
         raise InvalidArgumentError(f"Validation error: {what}: sparse vector indices must be below 2**32")
-    values = [float(number) for number in vector.values]
-    if not all(math.isfinite(number) for number in values):
+    try:  # numbers, as the vector's own checks made sure; an int too large for a float is refused
+        values = np.asarray(vector.values, dtype=np.float64)
+    except OverflowError:
+        values = np.array([np.inf])
+    if not np.isfinite(values).all():
         raise InvalidArgumentError(f"Validation error: {what}: sparse vector values must be finite numbers")
-    labels = vector.labels
     if labels is not None and not all(isinstance(label, str) for label in labels):
         raise InvalidArgumentError(f"Validation error: {what}: sparse vector labels must be strings")
-    return SparseVector(list(vector.indices), values, None if labels is None else list(labels))
+    return SparseVector._unchecked(indices, values.tolist(), None if labels is None else list(labels))
 
 
 def check_record_ids(ids: Sequence[str]) -> None:

@@ -17,7 +17,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from itertools import chain
+from itertools import chain, pairwise
 from typing import Any
 
 import mmh3
@@ -60,6 +60,9 @@ _NUMBER_KEYS = ("k", "b", "avg_doc_length", "token_max_length")
 # Runs of characters that are neither word characters nor whitespace become a space.
 _NON_WORD = re.compile(r"[^\w\s]+")
 
+# From this many texts on, a call encodes them as one vectorised batch.
+_BATCH_MIN = 16
+
 # Distinct tokens remembered (stems process-wide, hashes per function) before a cache restarts.
 _CACHE_LIMIT = 500_000
 
@@ -73,19 +76,25 @@ _stems: dict[str, str] = {}
 def _stem(token: str) -> str:
     """The stripped English Snowball stem of a lowercased token (cached)."""
     stem = _stems.get(token)
-    if stem is not None:
-        return stem
+    return stem if stem is not None else _stem_many([token])[0]
+
+
+def _stem_many(tokens: list[str]) -> list[str]:
+    """The stripped English Snowball stems of lowercased tokens, those not cached yet
+    stemmed in one call (in C when PyStemmer is installed, which snowballstemmer uses)."""
     global _stemmer
     with _stem_lock:
-        if _stemmer is None:
-            import snowballstemmer  # imported at first use: it loads ~40 languages
+        missing = list(set(tokens).difference(_stems))
+        if missing:
+            if _stemmer is None:
+                import snowballstemmer  # imported at first use: it loads ~40 languages
 
-            _stemmer = snowballstemmer.stemmer("english")
-        stem = _stemmer.stemWord(token).strip()
-        if len(_stems) >= _CACHE_LIMIT:
-            _stems.clear()
-        _stems[token] = stem
-    return stem
+                _stemmer = snowballstemmer.stemmer("english")
+            if len(_stems) + len(missing) > _CACHE_LIMIT:
+                _stems.clear()
+                missing = list(set(tokens))
+            _stems.update(zip(missing, (stem.strip() for stem in _stemmer.stemWords(missing)), strict=True))
+        return [_stems[token] for token in tokens]
 
 
 def _tokens(text: str) -> list[str]:
@@ -126,26 +135,27 @@ class ChromaBm25EmbeddingFunction:
 
     # -- encoding ---------------------------------------------------------------------
 
-    def _resolve(self, token: str) -> int:
-        """The index of a raw token (-1 when it is a stopword, too long or stems to nothing)."""
-        index = -1
-        if token not in self._stopwords and len(token) <= self.token_max_length:
-            stem = _stem(token)
-            if stem:
-                index = abs(mmh3.hash(stem, 0))
-        if len(self._hashes) >= _CACHE_LIMIT:
-            self._hashes.clear()
-        self._hashes[token] = index
-        return index
+    def _resolve(self, tokens: set[str], hashes: dict[str, int]) -> None:
+        """Put in `hashes` the index of each raw token (-1 for a stopword, a token too long
+        or one that stems to nothing)."""
+        kept = [t for t in tokens if t not in self._stopwords and len(t) <= self.token_max_length]
+        hashes.update(dict.fromkeys(tokens, -1))
+        hash_of = mmh3.hash
+        hashes.update(
+            (token, abs(hash_of(stem, 0)) if stem else -1) for token, stem in zip(kept, _stem_many(kept), strict=True)
+        )
 
     def _indices(self, tokens: list[str]) -> list[int]:
-        """The index (or -1) of each raw token, from the cache where possible."""
-        found: list[int | None] = list(map(self._hashes.get, tokens))
-        if None in found:
-            for i, index in enumerate(found):
-                if index is None:
-                    found[i] = self._resolve(tokens[i])
-        return found  # type: ignore[return-value]
+        """The index (or -1) of each raw token, from the cache where possible. A full cache
+        is replaced, not cleared, so a call running in another thread keeps its own."""
+        hashes = self._hashes
+        unseen = set(tokens).difference(hashes)
+        if unseen:
+            if len(hashes) + len(unseen) > _CACHE_LIMIT:
+                hashes = self._hashes = {}
+                unseen = set(tokens)
+            self._resolve(unseen, hashes)
+        return list(map(hashes.__getitem__, tokens))
 
     def _scale(self, doc_len: float) -> float:
         """BM25's ``k * (1 - b + b * doc_len / avg_doc_length)``, in chromadb's operation order."""
@@ -153,11 +163,11 @@ class ChromaBm25EmbeddingFunction:
 
     def _encode(self, text: str | None) -> SparseVector:
         if not text:
-            return SparseVector(indices=[], values=[])
+            return SparseVector._unchecked([], [])
         tokens = _tokens(text)
         kept = [index for index in self._indices(tokens) if index >= 0]
         if not kept:
-            return SparseVector(indices=[], values=[])
+            return SparseVector._unchecked([], [])
         scale = self._scale(float(len(kept)))
         k1 = self.k + 1
         indices = sorted(Counter(kept).items())
@@ -166,19 +176,29 @@ class ChromaBm25EmbeddingFunction:
         if self.include_tokens:
             # the stem first seen for each index (distinct stems may share a hash)
             first: dict[int, str] = {}
-            for token in tokens:
-                index = self._hashes.get(token)
-                if index is None:
-                    index = self._resolve(token)
+            for token, index in zip(tokens, self._indices(tokens), strict=True):
                 if index >= 0 and index not in first:
                     first[index] = _stem(token)
             labels = [first[index] for index, _ in indices]
-        return SparseVector(indices=[index for index, _ in indices], values=values, labels=labels)
+        return SparseVector._unchecked([index for index, _ in indices], values, labels)
 
     def __call__(self, input: list[str]) -> list[SparseVector]:
         """One sparse vector per document (empty for a document without indexable words)."""
         docs = [input] if isinstance(input, str) else input
-        return [self._encode(text) for text in docs]
+        if self.include_tokens or len(docs) < _BATCH_MIN:
+            return [self._encode(text) for text in docs]
+        return self.encode_vectors(docs)[0]
+
+    def encode_vectors(self, texts: Sequence[str | None]) -> tuple[list[SparseVector], np.ndarray]:
+        """:meth:`encode_batch` as one SparseVector per text (no labels), with the batch's
+        values array (for checks over the whole batch at once)."""
+        offsets, indices, values = self.encode_batch(texts)
+        index_list, value_list, bounds = indices.tolist(), values.tolist(), offsets.tolist()
+        vectors = [
+            SparseVector._unchecked(index_list[start:stop], value_list[start:stop])
+            for start, stop in pairwise(bounds)
+        ]
+        return vectors, values
 
     def embed_query(self, input: list[str]) -> list[SparseVector]:
         """Same as calling: BM25 weighs queries like documents."""

@@ -13,13 +13,20 @@ import pyarrow as pa
 
 def int_column(table: pa.Table, name: str) -> np.ndarray:
     """An int64 column as NumPy, zero-copy (pyarrow's to_numpy imports pandas, ~0.4 s)."""
+    return numpy_column(table, name, np.int64)
+
+
+def numpy_column(table: pa.Table, name: str, dtype: type) -> np.ndarray:
+    """A primitive column without nulls as NumPy of `dtype`, zero-copy where the Arrow
+    type matches (pyarrow's to_numpy and np.asarray import pandas the first time)."""
+    wanted = np.dtype(dtype)
     chunks = [
-        np.frombuffer(chunk.buffers()[1], np.int64, len(chunk), chunk.offset * 8)
-        if chunk.null_count == 0 and chunk.type == pa.int64()
-        else chunk.to_numpy(zero_copy_only=False)
+        np.frombuffer(chunk.buffers()[1], wanted, len(chunk), chunk.offset * wanted.itemsize)
+        if chunk.null_count == 0 and chunk.type == pa.from_numpy_dtype(wanted)
+        else chunk.to_numpy(zero_copy_only=False).astype(wanted)
         for chunk in table.column(name).chunks
     ]
-    return np.concatenate(chunks) if chunks else np.empty(0, np.int64)
+    return np.concatenate(chunks) if chunks else np.empty(0, wanted)
 
 
 ARROW_TYPES = {np.dtype(np.int32): pa.int32(), np.dtype(np.int64): pa.int64(), np.dtype(np.float32): pa.float32()}
@@ -38,7 +45,13 @@ def positions_array(positions: np.ndarray) -> pa.Array:
 
 
 def unique_keys(keys: np.ndarray) -> np.ndarray:
-    """Sorted distinct int64 keys (np.unique without its first-call import)."""
+    """Sorted distinct int64 keys (np.unique without its first-call import). Non-negative
+    keys below a few times their count (row keys) are marked in a bitmap, not sorted."""
+    keys = np.asarray(keys, np.int64)
+    if len(keys) and keys.min() >= 0 and keys.max() < 4 * len(keys) + 1024:
+        present = np.zeros(int(keys.max()) + 1, bool)
+        present[keys] = True
+        return np.flatnonzero(present)
     ordered = np.sort(np.asarray(keys, np.int64))
     if len(ordered) < 2:
         return ordered

@@ -109,10 +109,22 @@ class ReadModel:
             state.index.seq = state.applied_seq
             state.index.save()
         state.rows.save(self._rows_path(state.record.id), state.applied_seq)
-        for key, sparse in state.sparse.items():
-            sparse.seq = state.applied_seq
-            sparse.save(self._sparse_path(state.record.id, key))
         state.rows_saved_seq = state.applied_seq
+        self._save_sparse_indexes(state)
+
+    def _save_sparse_indexes(self, state: OpenCollection) -> None:
+        """Save the sparse indexes whose file is older than the read model (one built at a
+        search after the last write included), so a new process need not rebuild them."""
+        for key, sparse in state.sparse.items():
+            if sparse.saved_seq != state.applied_seq:
+                sparse.seq = state.applied_seq
+                sparse.save(self._sparse_path(state.record.id, key))
+
+    def _read_model_unsaved(self, state: OpenCollection) -> bool:
+        """Whether some of the collection's derived files lag its applied writes."""
+        return state.applied_seq > state.rows_saved_seq or any(
+            sparse.saved_seq != state.applied_seq for sparse in state.sparse.values()
+        )
 
     def _state(self, collection_id: str) -> OpenCollection:
         """The collection's read model, caught up with every committed write."""

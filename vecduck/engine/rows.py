@@ -78,13 +78,14 @@ SPARSE_TAG = '"#type":"sparse_vector"'
 
 
 def revive_sparse(metadata: dict[str, object] | None) -> dict[str, object] | None:
-    """Tagged sparse-vector dicts in decoded metadata back into SparseVector objects."""
+    """Tagged sparse-vector dicts in decoded metadata back into SparseVector objects.
+    The dicts come from the lake or a vecduck server, which checked them when written."""
     if metadata:
         from vecduck.api.types import SparseVector
 
         for key, value in metadata.items():
             if isinstance(value, dict) and value.get("#type") == "sparse_vector":
-                metadata[key] = SparseVector.from_dict(value)
+                metadata[key] = SparseVector._unchecked(value["indices"], value["values"], value.get("tokens"))
     return metadata
 
 

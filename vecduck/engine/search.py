@@ -16,6 +16,7 @@ records it found. Scores are float32, as Chroma's.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +87,12 @@ class Domain:
 
 def merge(left: Domain, right: Domain, op: Callable[[Any, Any], Any]) -> Domain:
     """Combine two domains record by record, with Chroma's rule for defaults."""
+    if not len(left.keys) and left.default is not None:  # a constant (as every RRF has)
+        constant = left.default
+        return _with_default(right, op(constant, right.values), lambda d: op(constant, d))
+    if not len(right.keys) and right.default is not None:
+        constant = right.default
+        return _with_default(left, op(left.values, constant), lambda d: op(d, constant))
     if left.default is not None and right.default is not None:
         keys = np.union1d(left.keys, right.keys)
         default = np.float32(op(np.float32(left.default), np.float32(right.default)))
@@ -97,6 +104,12 @@ def merge(left: Domain, right: Domain, op: Callable[[Any, Any], Any]) -> Domain:
         keys, default = np.intersect1d(left.keys, right.keys, assume_unique=True), None
     values = op(left.at(keys), right.at(keys)).astype(np.float32)
     return Domain(keys, values, default)
+
+
+def _with_default(domain: Domain, values: np.ndarray, of_default: Callable[[Any], Any]) -> Domain:
+    """`domain`'s records with new `values`, its default (if any) mapped by `of_default`."""
+    default = None if domain.default is None else np.float32(of_default(np.float32(domain.default)))
+    return Domain(domain.keys, np.asarray(values).astype(np.float32), default)
 
 
 _FOLDS: dict[str, tuple[float, Callable[[Any, Any], Any]]] = {
@@ -212,13 +225,36 @@ def execute(store: Any, state: Any, plan: SearchPlan, bm25_keys: set[str]) -> Se
         keys = state.rows.keys() if candidates is None else candidates
         keys = keys[plan.offset : None if plan.limit is None else plan.offset + plan.limit]
         return SearchHits(keys, np.arange(len(keys), dtype=np.float32))
-    results = [_knn(store, state, knn, candidates, knn.key in bm25_keys) for knn in plan.knns]
+    results = _all_knns(store, state, plan.knns, candidates, bm25_keys)
     keys, scores = ranked(evaluate(plan.rank, results))
     if plan.aggregate is not None and plan.group_keys and len(keys):
         metadatas = load_metadata_column(state.rows.take(keys, ["metadata"]).column("metadata"))
         keys, scores = group(keys, scores, metadatas, plan.group_keys, plan.aggregate)
     keys, scores = page(keys, scores, plan.offset, plan.limit)
     return SearchHits(keys, scores)
+
+
+_dense_worker: ThreadPoolExecutor | None = None
+
+
+def _all_knns(
+    store: Any, state: Any, knns: list[KnnQuery], candidates: np.ndarray | None, bm25_keys: set[str]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Every Knn's results. In a hybrid search the dense ones run on a second thread while
+    the sparse ones run here: the vector index and NumPy release the GIL, so the two
+    overlap on a second core."""
+    global _dense_worker
+    dense = [i for i, knn in enumerate(knns) if knn.dense is not None]
+    if not dense or len(dense) == len(knns):
+        return [_knn(store, state, knn, candidates, knn.key in bm25_keys) for knn in knns]
+    if _dense_worker is None:
+        _dense_worker = ThreadPoolExecutor(1, thread_name_prefix="vecduck-knn")
+    pending = {i: _dense_worker.submit(_knn, store, state, knns[i], candidates, False) for i in dense}
+    results = [
+        None if i in pending else _knn(store, state, knn, candidates, knn.key in bm25_keys)
+        for i, knn in enumerate(knns)
+    ]
+    return [pending[i].result() if i in pending else found for i, found in enumerate(results)]
 
 
 def _knn(

@@ -26,9 +26,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vecduck.engine import sidecar
+from vecduck.engine.arrays import numpy_column, unique_keys
 
 # A new chunk merges with the previous one while that one is at most this many times larger.
 MERGE_RATIO = 2
+# Below one posting per this many slots, a search sorts its postings instead of summing
+# into an array of every slot.
+SORT_BELOW = 8
 NO_SLOT = -1
 
 
@@ -77,6 +81,8 @@ class SparseIndex:
         self.key_slot = np.full(0, NO_SLOT, np.int32)  # row key -> slot
         self.slots_used = 0
         self.seq = 0  # the last write this index reflects (set by its owner)
+        self.saved_seq: int | None = None  # the write its saved file reflects (None: no file)
+        self.dead_postings = False  # some chunk holds postings of dead slots (searches filter them)
 
     # -- writes -------------------------------------------------------------------------
     def remove(self, keys: np.ndarray) -> None:
@@ -85,7 +91,9 @@ class SparseIndex:
         keys = keys[keys < len(self.key_slot)]
         slots = self.key_slot[keys]
         slots = slots[slots != NO_SLOT]
-        self.alive[slots] = False
+        if len(slots):
+            self.alive[slots] = False
+            self.dead_postings = True
         self.key_slot[keys] = NO_SLOT
 
     def replace(self, keys: np.ndarray, column: pa.ChunkedArray | pa.Array | None) -> None:
@@ -128,6 +136,8 @@ class SparseIndex:
             newer = self.chunks.pop()
             older = self.chunks.pop()
             self.chunks.append(self._merge([older, newer]))
+        if len(self.chunks) == 1:  # merged (which drops dead postings) or the first chunk
+            self.dead_postings = False
 
     def _merge(self, chunks: list[Chunk]) -> Chunk:
         terms = np.concatenate([c.terms for c in chunks])
@@ -138,29 +148,36 @@ class SparseIndex:
 
     def compact(self) -> None:
         """One chunk of live postings only (before saving)."""
-        if len(self.chunks) > 1 or (self.chunks and not self.alive[self.chunks[0].slots].all()):
+        if len(self.chunks) > 1 or (self.chunks and self.dead_postings):
             self.chunks = [self._merge(self.chunks)]
+        self.dead_postings = False
 
     # -- reads --------------------------------------------------------------------------
     def postings(self, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Live postings of `terms`: (which query term, slot, value) arrays."""
         found_terms, found_slots, found_values = [], [], []
+        positions = np.arange(len(terms), dtype=np.int32)
         for chunk in self.chunks:
             starts = np.searchsorted(chunk.terms, terms, side="left")
             ends = np.searchsorted(chunk.terms, terms, side="right")
-            for position, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
-                if b > a:
-                    found_terms.append(np.full(b - a, position, np.int32))
-                    found_slots.append(chunk.slots[a:b])
-                    found_values.append(chunk.values[a:b])
+            counts = ends - starts
+            hit = np.flatnonzero(counts)
+            if not len(hit):
+                continue
+            found_terms.append(np.repeat(positions[hit], counts[hit]))
+            for a, b in zip(starts[hit].tolist(), ends[hit].tolist(), strict=True):
+                found_slots.append(chunk.slots[a:b])
+                found_values.append(chunk.values[a:b])
         if not found_slots:
             empty = np.empty(0, np.int32)
             return empty, empty, np.empty(0, np.float32)
         which = np.concatenate(found_terms)
         slots = np.concatenate(found_slots)
         values = np.concatenate(found_values)
-        live = self.alive[slots]
-        return which[live], slots[live], values[live]
+        if self.dead_postings:
+            live = self.alive[slots]
+            return which[live], slots[live], values[live]
+        return which, slots, values
 
     def search(
         self,
@@ -191,22 +208,38 @@ class SparseIndex:
             which, slots, values = which[allowed], slots[allowed], values[allowed]
         if len(slots) == 0 or limit <= 0:
             return np.empty(0, np.int64), np.empty(0, np.float64)
-        if len(slots) * 4 < self.slots_used:  # few postings: sort them rather than sweep every slot
+        contributions = weights[which] * values
+        if len(slots) * SORT_BELOW < self.slots_used:  # few postings: sort them rather than sweep every slot
             touched, inverse = np.unique(slots, return_inverse=True)
-            dots = np.bincount(inverse, weights=weights[which] * values, minlength=len(touched))
+            scores = 1.0 - np.bincount(inverse, weights=contributions, minlength=len(touched))
         else:
-            dots = np.bincount(slots, weights=weights[which] * values, minlength=self.slots_used)
-            touched = np.flatnonzero(np.bincount(slots, minlength=self.slots_used))
-            dots = dots[touched]
-        scores = 1.0 - dots
+            touched, scores = self._best_slots(slots, contributions, limit, len(terms))
         keys = self.slot_keys[touched]
         if len(scores) > limit:
-            cut = np.argpartition(scores, limit - 1)[:limit]
-            threshold = scores[cut].max()
+            threshold = np.partition(scores, limit - 1)[limit - 1]
             cut = np.flatnonzero(scores <= threshold)  # every tie at the boundary, then by key
             keys, scores = keys[cut], scores[cut]
         order = np.lexsort((keys, scores))[:limit]
         return keys[order], scores[order]
+
+    def _best_slots(
+        self, slots: np.ndarray, contributions: np.ndarray, limit: int, terms: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct slots holding at least the `limit` best scores (and all their ties),
+        with their scores: dot products summed over every slot at once, then only the
+        postings looked at (a slot has at most one posting per query term, so the best
+        `limit * terms` postings hold the best `limit` slots)."""
+        dots = np.bincount(slots, weights=contributions, minlength=self.slots_used)
+        posting_scores = 1.0 - dots[slots]
+        enough = limit * terms
+        if len(slots) > enough:
+            best = slots[np.argpartition(posting_scores, enough - 1)[:enough]]
+            best_scores = 1.0 - dots[unique_keys(best)]
+            if len(best_scores) > limit:
+                threshold = np.partition(best_scores, limit - 1)[limit - 1]
+                slots = slots[posting_scores <= threshold]
+        touched = unique_keys(slots)
+        return touched, 1.0 - dots[touched]
 
     def live_count(self) -> int:
         return int(self.alive[: self.slots_used].sum())
@@ -222,6 +255,7 @@ class SparseIndex:
             table = pa.table({"term": pa.array([], pa.uint32()), "key": pa.array([], pa.int64()), "value": []})
             table = table.cast(pa.schema([("term", pa.uint32()), ("key", pa.int64()), ("value", pa.float32())]))
         sidecar.save_table(path, table, self.seq)
+        self.saved_seq = self.seq
 
     @classmethod
     def load(cls, path: str) -> SparseIndex | None:
@@ -231,21 +265,23 @@ class SparseIndex:
             return None
         table, seq = saved
         index = cls()
-        index.seq = seq
-        keys = np.asarray(table.column("key"), np.int64)
+        index.seq = index.saved_seq = seq
+        keys = numpy_column(table, "key", np.int64)
         if len(keys):
             if keys.min() < 0:
                 return None
-            index._new_slots(np.unique(keys))
+            index._new_slots(unique_keys(keys))
+            # saved sorted by term: one chunk as it is, no sort
             index.chunks = [
-                _chunk(
-                    np.asarray(table.column("term"), np.uint32),
+                Chunk(
+                    numpy_column(table, "term", np.uint32),
                     index.key_slot[keys],
-                    np.asarray(table.column("value"), np.float32),
+                    numpy_column(table, "value", np.float32),
                 )
             ]
+            if not (index.chunks[0].terms[1:] >= index.chunks[0].terms[:-1]).all():
+                return None  # not the order save wrote: damaged
         return index
-
 
     @staticmethod
     def discard(path: str) -> None:

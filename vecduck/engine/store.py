@@ -145,6 +145,8 @@ class Store(ReadModel):
                 state = self._open.get(cid)
                 if state is not None and state.applied_seq > state.rows_saved_seq:
                     self._save_read_model(state)
+                elif state is not None and self._read_model_unsaved(state):
+                    self._save_sparse_indexes(state)
 
     def _reconcile(self, lake: Lake) -> None:
         """Make the lake's tables and views match the registry after a crash mid-DDL:
@@ -310,6 +312,8 @@ class Store(ReadModel):
                 self._commit_to_lake(collection_id, [])
             if state.applied_seq > state.rows_saved_seq:  # saved files are shared, not rewritten
                 self._save_read_model(state)
+            elif self._read_model_unsaved(state):
+                self._save_sparse_indexes(state)
             parent = self.get_collection_by_id(collection_id)
             fork = dataclasses.replace(
                 parent,
@@ -722,16 +726,22 @@ class Store(ReadModel):
                 all_keys = hits[0][0]
             else:
                 all_keys = unique_keys(np.concatenate([keys for keys, _ in hits])) if hits else np.empty(0, np.int64)
-            columns = ["id", *(name for name in HIT_FIELDS if name in fields)]
-            few = state.rows.strings(all_keys, columns) if len(all_keys) else None
-            if few is not None:
-                rows = rows_from_strings(few, all_keys)
-            else:
-                rows = rows_from(state.rows.take(all_keys, columns) if len(all_keys) else None, all_keys)
-            if with_vectors:
-                rows.vectors = self._vectors_of(state, rows.keys)
+            rows = self._hit_rows(state, all_keys, fields, with_vectors)
             position = dict(zip(all_keys.tolist(), range(len(all_keys)), strict=True))
             return hits, position, rows
+
+    def _hit_rows(self, state: OpenCollection, keys: np.ndarray, fields: Sequence[str], with_vectors: bool) -> Rows:
+        """The rows of a query's or search's hits (distinct live keys): "id" and the asked
+        `fields` of HIT_FIELDS, read straight from the Arrow buffers when they are few."""
+        columns = ["id", *(name for name in HIT_FIELDS if name in fields)]
+        few = state.rows.strings(keys, columns) if len(keys) else None
+        if few is not None:
+            rows = rows_from_strings(few, keys)
+        else:
+            rows = rows_from(state.rows.take(keys, columns) if len(keys) else None, keys)
+        if with_vectors:
+            rows.vectors = self._vectors_of(state, rows.keys)
+        return rows
 
     # -- the Search API (vecduck.engine.search runs it; these give it the read model) --------
     def run_search(
@@ -752,11 +762,7 @@ class Store(ReadModel):
             answers = []
             for plan in plans:
                 hits = searching.execute(self, state, plan, bm25_keys)
-                columns = ["id", *(name for name in HIT_FIELDS if name in fields)]
-                rows = rows_from(state.rows.take(hits.keys, columns) if len(hits.keys) else None, hits.keys)
-                if with_vectors:
-                    rows.vectors = self._vectors_of(state, hits.keys)
-                answers.append((hits, rows))
+                answers.append((hits, self._hit_rows(state, hits.keys, fields, with_vectors)))
             return answers
 
     def _check_search_dimensions(self, state: OpenCollection, plans: Sequence[searching.SearchPlan]) -> None:
