@@ -57,6 +57,12 @@ def collection_disk_bytes(folder: str, collection_id: str) -> int:
     return total
 
 
+def _disk(store: Any, collection_id: str) -> str:
+    """A local folder's bytes for the collection; a shared lake's data are elsewhere."""
+    folder = getattr(store.location, "folder", None)
+    return "shared lake" if folder is None else _size(collection_disk_bytes(folder, collection_id))
+
+
 def _space(collection: Collection) -> str:
     hnsw = (collection.configuration or {}).get("hnsw") or {}
     return str(hnsw.get("space", "l2"))
@@ -71,7 +77,7 @@ def collection_html(collection: Collection) -> str:
         ["records", f"{collection.count():,}"],
         ["dimension", collection.dimension if collection.dimension is not None else "—"],
         ["space", _space(collection)],
-        ["on disk", _size(collection_disk_bytes(store.folder, record.id))],
+        ["on disk", _disk(store, record.id)],
     ]
     columns = [[column, key, kind] for (key, kind), column in sorted(record.columns.items(), key=lambda x: x[1])]
     parts = [_table(["", ""], facts, caption=f"vecduck collection {_esc(collection.name)}")]

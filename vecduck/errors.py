@@ -126,6 +126,16 @@ class UniqueConstraintError(InternalError):
         return "ChromaError"
 
 
+class ServiceUnavailableError(ChromaError):
+    """The shared lake's catalog (PostgreSQL) or object store cannot be reached right now.
+
+    Retry the call: a write whose commit was cut off either landed whole or not at all,
+    and adding, upserting or deleting the same ids again is safe. The server answers 503."""
+
+    def code(self) -> int:
+        return 503
+
+
 class CorruptedIndexError(ChromaError):
     """An index sidecar that cannot be trusted; it is rebuilt from the table."""
 
@@ -158,5 +168,6 @@ ERROR_TYPES: dict[str, type[ChromaError]] = {
     "UniqueConstraintError": UniqueConstraintError,
     "QuotaError": QuotaError,
     "InternalError": InternalError,
+    "ServiceUnavailableError": ServiceUnavailableError,
     "ChromaError": ChromaError,
 }

@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from vecduck.engine.lake import LAKE, attach, connect, quote, table_name
+from vecduck.engine.lake import LAKE, connect, escape, quote, table_name
 from vecduck.engine.registry import DEFAULT_DATABASE, DEFAULT_TENANT
 from vecduck.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from vecduck.api.client import Client
     from vecduck.api.collection import Collection
+    from vecduck.engine.location import Location
     from vecduck.engine.store import Store
 
 AsOf = int | str | dt.datetime | None
@@ -49,10 +50,6 @@ class SQLAccessError(InvalidArgumentError, PermissionError):
 # -- the sandbox -------------------------------------------------------------------------
 
 
-def _escape(text: str) -> str:
-    return text.replace("'", "''")
-
-
 def _snapshot_option(as_of: AsOf) -> str:
     if as_of is None:
         return ""
@@ -66,7 +63,7 @@ def _snapshot_option(as_of: AsOf) -> str:
         return f", SNAPSHOT_TIME '{as_of.isoformat()}'"
     if isinstance(as_of, str):
         dt.datetime.fromisoformat(as_of)  # reject anything that is not a timestamp
-        return f", SNAPSHOT_TIME '{_escape(as_of)}'"
+        return f", SNAPSHOT_TIME '{escape(as_of)}'"
     raise InvalidArgumentError("as_of must be a snapshot id (int) or a timestamp")
 
 
@@ -78,16 +75,15 @@ def catalog_for(views: dict[str, str] | None) -> str:
     return LAKE if views is None else MEMORY
 
 
-def sandbox(folder: str, as_of: AsOf = None, views: dict[str, str] | None = None) -> duckdb.DuckDBPyConnection:
+def sandbox(location: Location, as_of: AsOf = None, views: dict[str, str] | None = None) -> duckdb.DuckDBPyConnection:
     """A fresh DuckDB instance with the folder's lake attached read-only as `lake`, then locked.
 
     After this, the instance can read the lake (catalog and `data/`) and nothing else on
     disk, and no setting can be changed back. `views` (name -> lake table) become
     temporary views, for snapshots older than a collection's lake view.
     """
-    data = os.path.join(os.path.abspath(folder), "data") + os.sep
     con = connect()
-    attach(con, folder, "READ_ONLY" + _snapshot_option(as_of))
+    location.attach(con, "READ_ONLY" + _snapshot_option(as_of))
     existing = {
         r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [LAKE]).fetchall()
     }
@@ -100,7 +96,7 @@ def sandbox(folder: str, as_of: AsOf = None, views: dict[str, str] | None = None
                 f" SELECT * EXCLUDE (_key, _seq) FROM {LAKE}.main.{quote(table)}"
             )
     con.execute(f"USE {catalog_for(views)}")
-    con.execute("SET allowed_directories = ?", [[data]])
+    con.execute("SET allowed_directories = ?", [location.data_directories()])
     con.execute("SET enable_external_access = false")
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")
@@ -130,7 +126,7 @@ class _Sandboxes:
             if con is None:
                 for stale in [key for key in known if key is not None]:  # one other set kept at a time
                     _close_quietly(known.pop(stale))
-                con = known[signature] = sandbox(store.folder, views=views)
+                con = known[signature] = sandbox(store.location, views=views)
         cur = con.cursor()
         cur.execute(f"USE {catalog_for(views)}")
         return cur
@@ -170,7 +166,8 @@ def _check_statement(con: duckdb.DuckDBPyConnection, query: str) -> None:
 
 
 def _check_plan(con: duckdb.DuckDBPyConnection, query: str, params: Any) -> None:
-    """Refuse plans that scan SQLite files: the sqlite extension bypasses DuckDB's file sandbox."""
+    """Refuse plans that scan SQLite files or PostgreSQL: the sqlite and postgres extensions
+    (loaded for the lake's catalog) bypass DuckDB's file sandbox."""
     rows = con.execute(f"EXPLAIN (FORMAT json) {query}", params).fetchall()
 
     def names(nodes: Any) -> list[str]:
@@ -185,6 +182,8 @@ def _check_plan(con: duckdb.DuckDBPyConnection, query: str, params: Any) -> None
         for name in names(json.loads(plan)):
             if name.upper().startswith("SQLITE"):
                 raise SQLAccessError("client.sql cannot read SQLite files (sqlite_scan / sqlite_query are refused)")
+            if name.upper().startswith("POSTGRES"):
+                raise SQLAccessError("client.sql cannot query PostgreSQL (postgres_scan / postgres_query are refused)")
 
 
 def run_sql(
@@ -200,7 +199,7 @@ def run_sql(
         con = SANDBOXES.cursor(store, None if default else views)
     else:
         try:
-            con = sandbox(store.folder, as_of, views)
+            con = sandbox(store.location, as_of, views)
         except duckdb.Error as exc:
             raise InvalidArgumentError(f"No lake snapshot for as_of={as_of!r}: {exc}") from None
     _check_statement(con, query)
@@ -345,7 +344,7 @@ def _at_clause(as_of: AsOf) -> str:
         return f"AT (TIMESTAMP => TIMESTAMPTZ '{as_of.isoformat()}')"
     if isinstance(as_of, str):
         dt.datetime.fromisoformat(as_of)
-        return f"AT (TIMESTAMP => TIMESTAMPTZ '{_escape(as_of)}')"
+        return f"AT (TIMESTAMP => TIMESTAMPTZ '{escape(as_of)}')"
     raise InvalidArgumentError("as_of must be a snapshot id (int) or a timestamp")
 
 
@@ -361,16 +360,6 @@ class CompactReport:
     bytes_before: int
     bytes_after: int
     snapshots_expired: int
-
-
-def _data_usage(folder: str) -> tuple[int, int]:
-    files = size = 0
-    for root, _dirs, names in os.walk(os.path.join(folder, "data")):
-        for name in names:
-            files += 1
-            with contextlib.suppress(OSError):
-                size += os.path.getsize(os.path.join(root, name))
-    return files, size
 
 
 def compact(
@@ -391,7 +380,7 @@ def compact(
         retention = dt.timedelta(days=7)
     elif not isinstance(retention, dt.timedelta):
         retention = dt.timedelta(seconds=float(retention))
-    files_before, bytes_before = _data_usage(store.folder)
+    files_before, bytes_before = store.location.data_usage()
     store.flush()
     lake = store.lake
     con = lake.con
@@ -421,7 +410,7 @@ def compact(
                 f"CALL ducklake_expire_snapshots('{LAKE}', older_than => ?::TIMESTAMPTZ)", [cutoff]
             ).fetchall()
             con.execute(f"CALL ducklake_cleanup_old_files('{LAKE}', older_than => ?::TIMESTAMPTZ)", [cutoff])
-    files_after, bytes_after = _data_usage(store.folder)
+    files_after, bytes_after = store.location.data_usage()
     return CompactReport(files_before, files_after, bytes_before, bytes_after, len(expired))
 
 

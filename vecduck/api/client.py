@@ -24,6 +24,7 @@ from vecduck.api.embedding import (
     resolve_embedding_function,
 )
 from vecduck.api.indexing import check_schema, configuration_with_schema
+from vecduck.engine.location import Location, location_for
 from vecduck.engine.registry import CollectionRecord
 from vecduck.engine.store import Store
 from vecduck.errors import AuthorizationError, InvalidArgumentError, NotFoundError
@@ -70,12 +71,12 @@ class _SharedStores:
         self._ephemeral: Store | None = None
         self._ephemeral_dir: str | None = None
 
-    def acquire(self, folder: str, durability: str) -> Store:
-        key = os.path.realpath(folder)
+    def acquire(self, location: Location, durability: str) -> Store:
+        key = location.key
         with self._lock:
             store, users = self._stores.get(key, (None, 0))
             if store is None or store.closed:
-                store, users = Store(key, durability=durability), 0
+                store, users = Store(location, durability=durability), 0
             self._stores[key] = (store, users + 1)
             return store
 
@@ -125,19 +126,21 @@ class Client(ClientBase):
         database: str = DEFAULT_DATABASE,
         *,
         path: str | os.PathLike[str] | None = None,
+        data_path: str | os.PathLike[str] | None = None,
     ) -> None:
         self._settings = settings or Settings()
         if path is None and self._settings.is_persistent:
             path = self._settings.persist_directory
         self._path = None if path is None else os.fspath(path)
+        self._data_path = None if data_path is None else os.fspath(data_path)
         self.tenant = tenant
         self.database = database
         if self._path is None:
             self._store: Store | None = STORES.ephemeral()
             self._shared = False
         else:
-            os.makedirs(self._path, exist_ok=True)
-            self._store = STORES.acquire(self._path, self._settings.durability)
+            location = location_for(self._path, self._data_path)
+            self._store = STORES.acquire(location, self._settings.durability)
             self._shared = True
         if not self._admin:
             try:
@@ -181,8 +184,13 @@ class Client(ClientBase):
 
     @property
     def path(self) -> str | None:
-        """The data folder of a persistent client."""
+        """The data folder of a persistent client (a shared lake's catalog URL)."""
         return self._path
+
+    @property
+    def data_path(self) -> str | None:
+        """A shared lake's data path (`s3://bucket/prefix/` or a folder); None for a folder."""
+        return self._data_path
 
     def get_max_batch_size(self) -> int:
         return MAX_BATCH_SIZE
@@ -391,9 +399,13 @@ def PersistentClient(  # noqa: N802 - chromadb's factory name
     settings: Settings | None = None,
     tenant: str = DEFAULT_TENANT,
     database: str = DEFAULT_DATABASE,
+    *,
+    data_path: str | os.PathLike[str] | None = None,
 ) -> Client:
-    """A client whose data lives in the folder `path` (created if missing)."""
-    return Client(settings=settings, tenant=tenant, database=database, path=path)
+    """A client whose data lives in the folder `path` (created if missing), or in a shared
+    lake: `path` a PostgreSQL URL (its catalog) and `data_path` an `s3://bucket/prefix/`
+    URL or a shared folder (its Parquet files); see docs/deploy.md."""
+    return Client(settings=settings, tenant=tenant, database=database, path=path, data_path=data_path)
 
 
 __all__ = ["AdminClient", "Client", "EphemeralClient", "NotFoundError", "PersistentClient", "Settings"]

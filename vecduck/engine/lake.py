@@ -1,7 +1,8 @@
 """The DuckLake catalog: one table of Parquet files per collection, with snapshots.
 
-The catalog is a SQLite file in the data folder (DuckLake's SQLite catalog admits
-several processes), the data are Parquet files under `data/`. The DuckDB extensions
+In a local folder the catalog is a SQLite file (DuckLake's SQLite catalog admits
+several processes) and the data are Parquet files under `data/`; a shared lake's
+catalog is in PostgreSQL (see `engine/location.py`). The DuckDB extensions
 come from registry packages pinned with duckdb, so the lake opens offline; DuckDB's
 own installed extensions are the fallback.
 """
@@ -18,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import duckdb
 import numpy as np
@@ -27,6 +28,9 @@ import pyarrow.parquet as pq
 
 from vecduck.engine.columns import BASE_COLUMNS, EMBEDDING_COLUMN, SQL_TYPES, ColumnMap
 from vecduck.errors import CorruptedDataError
+
+if TYPE_CHECKING:
+    from vecduck.engine.location import Location
 
 LAKE = "lake"
 T = TypeVar("T")
@@ -50,13 +54,14 @@ def _packaged_extension(package: str, file_name: str) -> Path | None:
     return path if path.exists() else None
 
 
-def _sqlite_extension_file() -> Path | None:
-    """DuckDB loads the sqlite extension only under the name `sqlite_scanner`; keep a copy so named."""
-    source = _packaged_extension("duckdb_extension_sqlite", "sqlite.duckdb_extension")
+def _renamed_extension(package: str, file_name: str, load_name: str) -> Path | None:
+    """A packaged extension copied under the name DuckDB loads it by (`sqlite_scanner`,
+    `postgres_scanner`): loaded by path, an extension must carry its internal name."""
+    source = _packaged_extension(package, file_name)
     if source is None:
         return None
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vecduck" / "extensions"
-    target = cache / f"v{duckdb.__version__}" / "sqlite_scanner.duckdb_extension"
+    target = cache / f"v{duckdb.__version__}" / f"{load_name}.duckdb_extension"
     try:
         if not target.exists() or target.stat().st_size != source.stat().st_size:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -69,12 +74,18 @@ def _sqlite_extension_file() -> Path | None:
     return target
 
 
-def load_extensions(con: duckdb.DuckDBPyConnection) -> None:
-    """Load ducklake and sqlite from the pinned packages, else from DuckDB's own install."""
+def load_extensions(con: duckdb.DuckDBPyConnection, shared: bool = False) -> None:
+    """Load ducklake and sqlite (and for a shared lake postgres and httpfs) from the pinned
+    packages, else from DuckDB's own install."""
     ducklake = _packaged_extension("duckdb_extension_ducklake", "ducklake.duckdb_extension")
     con.execute(f"LOAD '{ducklake}'" if ducklake else "LOAD ducklake")
-    sqlite = _sqlite_extension_file()
+    sqlite = _renamed_extension("duckdb_extension_sqlite", "sqlite.duckdb_extension", "sqlite_scanner")
     con.execute(f"LOAD '{sqlite}'" if sqlite else "LOAD sqlite")
+    if shared:
+        postgres = _renamed_extension("duckdb_extension_postgres", "postgres.duckdb_extension", "postgres_scanner")
+        con.execute(f"LOAD '{postgres}'" if postgres else "LOAD postgres")
+        httpfs = _packaged_extension("duckdb_extension_httpfs", "httpfs.duckdb_extension")
+        con.execute(f"LOAD '{httpfs}'" if httpfs else "LOAD httpfs")
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -95,19 +106,23 @@ def retry_conflicts(action: Callable[[], T], attempts: int = 50) -> T:
     raise AssertionError("unreachable")
 
 
-def open_readonly(folder: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
-    """A plain DuckDB connection with a vecduck folder's lake attached read-only as `lake`.
+def open_readonly(
+    path: str | os.PathLike[str], data_path: str | os.PathLike[str] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A plain DuckDB connection with a store's lake attached read-only as `lake`: a
+    vecduck folder, or a shared lake (`path` its PostgreSQL catalog, `data_path` its data).
 
-    Each collection is a view `lake.<name>` (its records, metadata keys as columns).
-    It shows what has reached the lake; `Client.flush()` or `close()` moves buffered
-    writes there.
+    Each collection of the default database is a view `lake.<name>` (its records,
+    metadata keys as columns). It shows what has reached the lake; `Client.flush()` or
+    `close()` moves buffered writes there.
     """
-    folder = os.fspath(folder)
-    catalog = os.path.join(folder, "lake.sqlite")
-    if not os.path.exists(catalog):
-        raise FileNotFoundError(f"No vecduck data folder at {folder!r}")
+    from vecduck.engine.location import LocalFolder, location_for
+
+    location = location_for(path, data_path)
+    if isinstance(location, LocalFolder) and not os.path.exists(os.path.join(location.folder, "lake.sqlite")):
+        raise FileNotFoundError(f"No vecduck data folder at {os.fspath(path)!r}")
     con = connect()
-    attach(con, folder, "READ_ONLY")
+    location.attach(con, "READ_ONLY")
     con.execute(f"USE {LAKE}")
     return con
 
@@ -134,20 +149,18 @@ def attach(con: duckdb.DuckDBPyConnection, folder: str | os.PathLike[str], optio
     load_extensions(con)
     extra = f", {options}" if options else ""
     con.execute(
-        f"ATTACH 'ducklake:sqlite:{_escape(catalog)}' AS {LAKE}"
-        f" (DATA_PATH '{_escape(data)}', OVERRIDE_DATA_PATH true{extra})"
+        f"ATTACH 'ducklake:sqlite:{escape(catalog)}' AS {LAKE}"
+        f" (DATA_PATH '{escape(data)}', OVERRIDE_DATA_PATH true{extra})"
     )
 
 
 class Lake:
     """A DuckLake attached to one DuckDB connection."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, folder: str) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, location: Location) -> None:
         self.con = con
-        self.folder = os.path.abspath(folder)
-        os.makedirs(os.path.join(folder, "data"), exist_ok=True)
-        use_wal(os.path.join(folder, "lake.sqlite"))
-        attach(con, folder)
+        self.location = location
+        location.attach(con)
 
     def ref(self, collection_id: str) -> str:
         return f"{LAKE}.{quote(table_name(collection_id))}"
@@ -165,7 +178,7 @@ class Lake:
         text = str(exc).split("\n")[0]
         if any(word in text.lower() for word in ("conflict", "locked", "busy", "interrupt")):
             return exc
-        return damaged_error(self.folder, collection_id, f"{type(exc).__name__}: {text}")
+        return damaged_error(self.location.data_directories()[0], collection_id, f"{type(exc).__name__}: {text}")
 
     def tables(self) -> set[str]:
         rows = self.con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [LAKE]).fetchall()
@@ -276,14 +289,14 @@ class Lake:
                 "SELECT data_file FROM ducklake_list_files(?, ?)", [LAKE, table_name(parent_id)]
             ).fetchall()
         ]
-        folder = os.path.join(self.folder, "data", "main", table_name(fork_id))
+        folder = self.location.link_folder(table_name(fork_id))
         links: list[str] = []
 
         def commit() -> None:
             self.con.execute("BEGIN TRANSACTION")
             try:
                 self.ensure_table(fork_id, column_map)
-                for source in files:
+                for source in files if folder is not None else []:
                     os.makedirs(folder, exist_ok=True)
                     link = os.path.join(folder, f"fork-{uuid.uuid4().hex}.parquet")
                     os.link(source, link)  # the same blocks on disk: a fork costs no space
@@ -318,14 +331,14 @@ class Lake:
         retry_conflicts(lambda: self.con.execute(f"DROP TABLE IF EXISTS {self.ref(collection_id)}"))
 
 
-def _escape(text: str) -> str:
+def escape(text: str) -> str:
     return text.replace("'", "''")
 
 
-def damaged_error(folder: str, collection_id: str, detail: str) -> CorruptedDataError:
+def damaged_error(data_path: str, collection_id: str, detail: str) -> CorruptedDataError:
     return CorruptedDataError(
         f"Collection {collection_id} cannot be read: a data file under"
-        f" {os.path.join(os.path.abspath(folder), 'data')} is missing or damaged ({detail})."
+        f" {data_path} is missing or damaged ({detail})."
         " The index is rebuilt from the table, but the table itself must be restored from a backup."
     )
 
@@ -366,7 +379,9 @@ def check_data_files(folder: str, collection_id: str) -> None:
                 f.seek(max(0, actual - 8))
                 tail = f.read(8)
         except OSError as exc:
-            raise damaged_error(folder, collection_id, f"{os.path.basename(full)}: {exc.strerror}") from None
+            raise damaged_error(
+                os.path.join(folder, "data"), collection_id, f"{os.path.basename(full)}: {exc.strerror}"
+            ) from None
         whole = (
             actual == size
             and head == b"PAR1"
@@ -379,4 +394,8 @@ def check_data_files(folder: str, collection_id: str) -> None:
             except (OSError, pa.ArrowException):
                 whole = False
         if not whole:
-            raise damaged_error(folder, collection_id, f"{os.path.basename(full)} is not the file the catalog records")
+            raise damaged_error(
+                os.path.join(folder, "data"),
+                collection_id,
+                f"{os.path.basename(full)} is not the file the catalog records",
+            )

@@ -29,7 +29,8 @@ from vecduck.engine.arrays import int_column, unique_keys
 from vecduck.engine.columns import BASE_COLUMNS, SQL_TYPES
 from vecduck.engine.filters import filter_sql, regexes_in, where_sql
 from vecduck.engine.index import IndexSettings, VectorIndex, prefetch_digest
-from vecduck.engine.lake import Lake, check_data_files, quote
+from vecduck.engine.lake import Lake, quote
+from vecduck.engine.location import Location
 from vecduck.engine.registry import CollectionRecord, Registry
 from vecduck.engine.rows import embeddings_matrix, latest_per_id, load_metadata, with_typed_columns
 from vecduck.engine.rowstore import RowStore
@@ -76,7 +77,8 @@ class OpenCollection:
 class ReadModel:
     """The read models of a folder's open collections (the half of `Store` that reads)."""
 
-    folder: str
+    location: Location
+    index_folder: str  # the location's local folder of derived files
     durability: str
     registry: Registry
     _lock: threading.RLock
@@ -90,14 +92,14 @@ class ReadModel:
             self.con.execute(f"DROP TABLE IF EXISTS {quote(state.mirror)}")
 
     def _index_path(self, collection_id: str) -> str:
-        return os.path.join(self.folder, "index", f"{collection_id}.usearch")
+        return os.path.join(self.index_folder, f"{collection_id}.usearch")
 
     def _rows_path(self, collection_id: str) -> str:
-        return os.path.join(self.folder, "index", f"{collection_id}.rows.arrow")
+        return os.path.join(self.index_folder, f"{collection_id}.rows.arrow")
 
     def _sparse_path(self, collection_id: str, key: str) -> str:
         digest = hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-        return os.path.join(self.folder, "index", f"{collection_id}.{digest}.sparse.arrow")
+        return os.path.join(self.index_folder, f"{collection_id}.{digest}.sparse.arrow")
 
     def _save_read_model(self, state: OpenCollection) -> None:
         """Save the index (rebuilt first if removals have worn its graph) and the rows
@@ -165,7 +167,7 @@ class ReadModel:
             digest = prefetch_digest(self._index_path(collection_id)) if record.dimension is not None else None
             saved = RowStore.load(self._rows_path(collection_id))
             if saved is not None and saved[1] >= record.lake_seq:
-                check_data_files(self.folder, collection_id)  # the lake is not read: check it is whole
+                self.location.check_data_files(collection_id)  # the lake is not read: check it is whole
                 state.rows, state.applied_seq = saved
                 state.rows_saved_seq = saved[1]
             else:

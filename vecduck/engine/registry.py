@@ -75,6 +75,8 @@ DEFAULT_DATABASE_ID = "00000000-0000-0000-0000-000000000000"
 # The registry's layout version (counters 'layout'): 2 added tenants and databases, and
 # made collection names unique per database instead of per folder.
 LAYOUT = 2
+# LIMIT without a limit, in SQL both SQLite and PostgreSQL take.
+NO_LIMIT = 2**62
 
 
 @dataclass
@@ -118,7 +120,13 @@ def blob_to_arrow(blob: bytes) -> pa.Table:
 
 
 class Registry:
-    """SQLite-backed registry of one data folder."""
+    """SQLite-backed registry of one data folder (`SharedRegistry`: PostgreSQL's, for a
+    shared lake). Its SQL is what both databases take, with `?` parameters."""
+
+    # how a write transaction starts (IMMEDIATE: take SQLite's write lock at once), and
+    # a read of several statements that must see one snapshot
+    WRITE_BEGIN = "BEGIN IMMEDIATE"
+    SNAPSHOT_BEGIN = "BEGIN"
 
     def __init__(self, path: str, lock_path: str) -> None:
         self.path = path
@@ -225,7 +233,7 @@ class Registry:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic, durable SQLite transaction."""
         with self._thread_lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute(self.WRITE_BEGIN)
             try:
                 yield self._conn
             except BaseException:
@@ -293,7 +301,7 @@ class Registry:
             rows = self._conn.execute(
                 f"SELECT {self._FIELDS} FROM collections WHERE tenant = ? AND database = ?"
                 " ORDER BY created LIMIT ? OFFSET ?",
-                (tenant, database, -1 if limit is None else limit, offset or 0),
+                (tenant, database, NO_LIMIT if limit is None else limit, offset or 0),
             ).fetchall()
         return [self._record(row) for row in rows]
 
@@ -343,7 +351,7 @@ class Registry:
 
     def add_fork_edge(self, db: sqlite3.Connection, root: str) -> None:
         db.execute(
-            "INSERT INTO fork_edges VALUES (?, 1) ON CONFLICT(root) DO UPDATE SET edges = edges + 1", (root,)
+            "INSERT INTO fork_edges VALUES (?, 1) ON CONFLICT(root) DO UPDATE SET edges = fork_edges.edges + 1", (root,)
         )
 
     def fork_edges(self, root: str) -> int:
@@ -375,7 +383,7 @@ class Registry:
     # -- write bookkeeping -------------------------------------------------------------
     def add_columns(self, db: sqlite3.Connection, collection_id: str, columns: ColumnMap) -> None:
         db.executemany(
-            "INSERT OR IGNORE INTO columns VALUES (?, ?, ?, ?)",
+            "INSERT INTO columns VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [(collection_id, key, kind, name) for (key, kind), name in columns.items()],
         )
 
@@ -417,7 +425,7 @@ class Registry:
     def changes(self, collection_id: str, after_seq: int) -> tuple[CollectionRecord, list[tuple[int, pa.Table]]] | None:
         """The collection and its buffered writes after `after_seq`, read as one snapshot."""
         with self._thread_lock:
-            self._conn.execute("BEGIN")
+            self._conn.execute(self.SNAPSHOT_BEGIN)
             try:
                 record = self.get_by_id(collection_id)
                 pending = self.pending(collection_id, after_seq) if record else []
@@ -439,8 +447,9 @@ class Registry:
         """Drop buffered writes now in the lake; returns the new version."""
         db.execute("DELETE FROM pending WHERE collection_id = ? AND seq <= ?", (collection_id, through_seq))
         return db.execute(
-            "UPDATE collections SET lake_seq = max(lake_seq, ?), version = version + 1 WHERE id = ? RETURNING version",
-            (through_seq, collection_id),
+            "UPDATE collections SET lake_seq = CASE WHEN lake_seq > ? THEN lake_seq ELSE ? END,"
+            " version = version + 1 WHERE id = ? RETURNING version",
+            (through_seq, through_seq, collection_id),
         ).fetchone()[0]
 
     def ops(self, collection_id: str) -> int:
@@ -465,7 +474,7 @@ class Registry:
     # -- tenants and databases ---------------------------------------------------------
     def _next_created(self, db: sqlite3.Connection) -> int:
         return db.execute(
-            "INSERT INTO counters VALUES ('created', 1) ON CONFLICT(name) DO UPDATE SET value = value + 1"
+            "INSERT INTO counters VALUES ('created', 1) ON CONFLICT(name) DO UPDATE SET value = counters.value + 1"
             " RETURNING value"
         ).fetchone()[0]
 
@@ -488,7 +497,7 @@ class Registry:
         with self._thread_lock:
             return self._conn.execute(
                 "SELECT id, name, tenant FROM databases WHERE tenant = ? ORDER BY name LIMIT ? OFFSET ?",
-                (tenant, -1 if limit is None else limit, offset or 0),
+                (tenant, NO_LIMIT if limit is None else limit, offset or 0),
             ).fetchall()
 
     def insert_database(self, db: sqlite3.Connection, database_id: str, tenant: str, name: str) -> None:

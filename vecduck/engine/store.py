@@ -1,4 +1,4 @@
-"""One data folder: the registry, the lake, the write path, and the reads.
+"""One store (a data folder or a shared lake): the registry, the lake, the write path, and the reads.
 
 Durable state is the lake (Parquet through DuckLake) plus the registry's write
 buffer. Writes are resolved into full rows and committed there; reads (get, count,
@@ -35,8 +35,9 @@ from vecduck.engine.columns import (
 )
 from vecduck.engine.index import IndexSettings, VectorIndex
 from vecduck.engine.lake import Lake, connect, table_name
+from vecduck.engine.location import LocalFolder, Location
 from vecduck.engine.readmodel import OpenCollection, ReadModel, hnsw_settings
-from vecduck.engine.registry import DEFAULT_DATABASE, DEFAULT_TENANT, CollectionRecord, Registry
+from vecduck.engine.registry import DEFAULT_DATABASE, DEFAULT_TENANT, CollectionRecord
 from vecduck.engine.rows import (
     RESOLVED_SCHEMA,
     latest_per_id,
@@ -77,11 +78,10 @@ class Rows:
 class Store(ReadModel):
     """Storage and search for every collection in one folder (its read models: `ReadModel`)."""
 
-    def __init__(self, folder: str, *, durability: str = "process") -> None:
-        self.folder = os.path.abspath(folder)
-        os.makedirs(os.path.join(self.folder, "index"), exist_ok=True)
-        self.registry = Registry(os.path.join(self.folder, "vecduck.sqlite"), os.path.join(self.folder, "write.lock"))
-        self.registry.set_durability(durability)
+    def __init__(self, location: Location | str, *, durability: str = "process") -> None:
+        self.location = LocalFolder(location) if isinstance(location, str) else location
+        self.index_folder = self.location.index_folder
+        self.registry = self.location.open_registry(durability)
         self.durability = durability
         # Two DuckDB connections: the read model in plain memory, and the lake. Kept
         # apart because every statement on a connection with a DuckLake attached pays
@@ -91,6 +91,11 @@ class Store(ReadModel):
         self._lock = threading.RLock()
         self._open: dict[str, OpenCollection] = {}
         self.closed = False
+
+    @property
+    def folder(self) -> str | None:
+        """The data folder (None for a shared lake)."""
+        return getattr(self.location, "folder", None)
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -113,7 +118,7 @@ class Store(ReadModel):
         if self._lake is None:
             with self._lock:
                 if self._lake is None:
-                    lake = Lake(connect(), self.folder)
+                    lake = Lake(connect(), self.location)
                     self._reconcile(lake)
                     self._lake = lake
         return self._lake
@@ -170,7 +175,7 @@ class Store(ReadModel):
         """Sidecars of collections the registry does not know (a crash mid-fork or
         mid-delete); files still being written (`.tmp`) are left alone."""
         known = set(self.registry.all_ids())
-        for path in glob.glob(os.path.join(self.folder, "index", "*")):
+        for path in glob.glob(os.path.join(self.index_folder, "*")):
             name = os.path.basename(path)
             if not name.endswith(".tmp") and name.split(".", 1)[0] not in known:
                 with contextlib.suppress(FileNotFoundError, IsADirectoryError):
@@ -249,8 +254,9 @@ class Store(ReadModel):
             self.lake.drop(record.id)
         VectorIndex(IndexSettings(1), self._index_path(record.id)).discard_files()
         RowStore.discard(self._rows_path(record.id))
-        for path in glob.glob(os.path.join(self.folder, "index", f"{record.id}.*.sparse.arrow")):
+        for path in glob.glob(os.path.join(self.index_folder, f"{record.id}.*.sparse.arrow")):
             SparseIndex.discard(path)
+        self.location.unpublish(record.id)
 
     def modify_collection(
         self,
@@ -350,7 +356,7 @@ class Store(ReadModel):
     def _link_sidecars(self, parent_id: str, fork_id: str) -> None:
         """The parent's index, rows snapshot and sparse indexes as the fork's (hard links:
         sidecars are replaced by rename, never rewritten in place, so sharing is safe)."""
-        index = os.path.join(self.folder, "index")
+        index = self.index_folder
         for path in glob.glob(os.path.join(index, f"{parent_id}.*")):
             if path.endswith(".tmp"):
                 continue

@@ -1,0 +1,200 @@
+"""The registry of a shared lake, in PostgreSQL (the database that holds DuckLake's catalog).
+
+The same tables as a folder's SQLite registry (`engine/registry.py`, whose SQL this
+class reuses), in a `vecduck` schema: collections, column maps, counters and the write
+buffer. What SQLite gave through the file system comes from PostgreSQL here:
+
+- the writer lock is a session advisory lock, so writers on every machine take turns;
+- "did anyone else commit?" is a commit counter that every write transaction bumps
+  (one short round trip per read call: a write acknowledged anywhere is seen at the next
+  call everywhere);
+- a broken connection (the server restarted, the network failed) is reopened at the next
+  call; the call that met it fails with `ServiceUnavailableError` (HTTP 503), and a writer
+  that lost its lock with the connection gives up its write.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import psycopg
+
+from vecduck.engine.registry import (
+    DEFAULT_DATABASE,
+    DEFAULT_DATABASE_ID,
+    DEFAULT_TENANT,
+    LAYOUT,
+    SCHEMA,
+    Registry,
+)
+from vecduck.errors import ServiceUnavailableError
+
+SCHEMA_NAME = "vecduck"
+# The advisory lock keys (any two fixed 64-bit numbers): writers, and the one-time setup.
+WRITER_LOCK = 0x7665636475636B01
+SETUP_LOCK = 0x7665636475636B02
+
+
+class _Connection:
+    """A psycopg connection that speaks the registry's SQL (`?` parameters), reopened after
+    a failure; every failure to reach the server is a ServiceUnavailableError."""
+
+    def __init__(self, conninfo: str) -> None:
+        self.conninfo = conninfo
+        self._conn: psycopg.Connection[Any] | None = None
+        self.generation = 0  # bumped at every reconnect (a session lock does not survive one)
+        self.round_trip: float | None = None  # seconds of the last `ping`
+
+    def _live(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            try:
+                self._conn = psycopg.connect(
+                    self.conninfo, autocommit=True, connect_timeout=5, options=f"-c search_path={SCHEMA_NAME}"
+                )
+            except psycopg.OperationalError as exc:
+                raise ServiceUnavailableError(f"The shared lake's catalog database is unreachable: {exc}") from None
+            self.generation += 1
+        return self._conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+        conn = self._live()
+        try:
+            return conn.execute(sql.replace("?", "%s"), params)
+        except psycopg.OperationalError as exc:
+            self._broken()
+            raise ServiceUnavailableError(f"The shared lake's catalog database failed: {exc}") from None
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        conn = self._live()
+        try:
+            with conn.cursor() as cursor:
+                cursor.executemany(sql.replace("?", "%s"), rows)
+        except psycopg.OperationalError as exc:
+            self._broken()
+            raise ServiceUnavailableError(f"The shared lake's catalog database failed: {exc}") from None
+
+    def ping(self) -> float:
+        """One round trip to the server, in seconds."""
+        start = time.perf_counter()
+        self.execute("SELECT 1").fetchone()
+        self.round_trip = time.perf_counter() - start
+        return self.round_trip
+
+    def _broken(self) -> None:
+        if self._conn is not None:
+            with suppress(Exception):
+                self._conn.close()
+        self._conn = None
+
+    def close(self) -> None:
+        self._broken()
+
+
+class SharedRegistry(Registry):
+    """The registry of a shared lake (see the module docstring)."""
+
+    WRITE_BEGIN = "BEGIN"
+    SNAPSHOT_BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+    def __init__(self, conninfo: str) -> None:
+        self.path = conninfo
+        self._conn = _Connection(conninfo)  # type: ignore[assignment]
+        self._thread_lock = threading.RLock()
+        self._lock_depth = 0
+        self._lock_generation = -1
+        self._commits = -1
+        self._setup()
+
+    def _setup(self) -> None:
+        """Create the schema and tables once (several processes may start together: the
+        setup lock makes the later ones find it done)."""
+        conn = self._conn
+        conn.execute("BEGIN")
+        try:
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (SETUP_LOCK,))
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA_NAME}")
+            for statement in SCHEMA.replace("BLOB", "BYTEA").replace("INTEGER", "BIGINT").split(";"):
+                if statement.strip():
+                    conn.execute(
+                        statement.replace("CREATE TABLE IF NOT EXISTS ", f"CREATE TABLE IF NOT EXISTS {SCHEMA_NAME}.")
+                    )
+            conn.execute(f"INSERT INTO {SCHEMA_NAME}.tenants VALUES (?, 0) ON CONFLICT DO NOTHING", (DEFAULT_TENANT,))
+            conn.execute(
+                f"INSERT INTO {SCHEMA_NAME}.databases VALUES (?, ?, ?, 0) ON CONFLICT DO NOTHING",
+                (DEFAULT_DATABASE_ID, DEFAULT_TENANT, DEFAULT_DATABASE),
+            )
+            conn.execute(f"INSERT INTO {SCHEMA_NAME}.counters VALUES ('layout', ?) ON CONFLICT DO NOTHING", (LAYOUT,))
+            conn.execute(f"INSERT INTO {SCHEMA_NAME}.counters VALUES ('commits', 0) ON CONFLICT DO NOTHING")
+        except BaseException:
+            with suppress(ServiceUnavailableError):
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def set_durability(self, durability: str) -> None:
+        """PostgreSQL's commit is durable at the server ("fsync" and "process" alike);
+        "none" lets the server acknowledge before its WAL reaches the disk."""
+        if durability not in ("fsync", "process", "none"):
+            raise ValueError(f"durability must be one of fsync, process, none, got {durability!r}")
+        self._durability = durability
+
+    def close(self) -> None:
+        self._conn.close()  # type: ignore[attr-defined]
+
+    @property
+    def connection(self) -> _Connection:
+        return self._conn  # type: ignore[return-value]
+
+    @contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """Serialise writers of the lake across threads, processes and machines."""
+        with self._thread_lock:
+            if self._lock_depth == 0:
+                self._conn.execute("SELECT pg_advisory_lock(?)", (WRITER_LOCK,))
+                self._lock_generation = self.connection.generation
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+                if self._lock_depth == 0 and self.connection.generation == self._lock_generation:
+                    with suppress(ServiceUnavailableError):
+                        self._conn.execute("SELECT pg_advisory_unlock(?)", (WRITER_LOCK,))
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """One atomic transaction; a writer whose connection (and so its lock) was lost
+        meanwhile commits nothing."""
+        with self._thread_lock:
+            if self._lock_depth and self.connection.generation != self._lock_generation:
+                raise ServiceUnavailableError("The catalog connection was lost during the write; nothing was written")
+            self._conn.execute(self.WRITE_BEGIN)
+            try:
+                yield self._conn
+                self._conn.execute("UPDATE counters SET value = value + 1 WHERE name = 'commits'")
+            except BaseException:
+                with suppress(ServiceUnavailableError):
+                    self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def changed_elsewhere(self) -> bool:
+        """True when any process committed since the last call (one round trip)."""
+        with self._thread_lock:
+            generation = self.connection.generation
+            commits = self._conn.execute("SELECT value FROM counters WHERE name = 'commits'").fetchone()[0]
+            changed = commits != self._commits or generation != self._generation_seen
+            self._commits = commits
+            self._generation_seen = generation
+        return changed
+
+    _generation_seen = -1
+
+    def ping(self) -> float:
+        """The catalog's round-trip time in seconds (for /healthcheck and /metrics)."""
+        with self._thread_lock:
+            return self.connection.ping()
