@@ -60,7 +60,16 @@ def parser() -> argparse.ArgumentParser:
         help="serve a data folder over Chroma's HTTP API",
         description="Serve a persistent folder over Chroma's HTTP API (v2). Stop with Ctrl-C or SIGTERM.",
     )
-    run.add_argument("--path", default="./chroma", help="data folder (created if missing; default ./chroma)")
+    run.add_argument(
+        "--path",
+        default=os.environ.get("VECDUCK_PATH") or "./chroma",
+        help="data folder (created if missing; default ./chroma), or a shared lake's PostgreSQL catalog URL",
+    )
+    run.add_argument(
+        "--data-path",
+        default=os.environ.get("VECDUCK_DATA_PATH") or None,
+        help="a shared lake's data: s3://bucket/prefix/ or a shared folder (with a PostgreSQL --path)",
+    )
     run.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     run.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000)")
     run.add_argument(
@@ -86,6 +95,12 @@ def parser() -> argparse.ArgumentParser:
         help="largest request body accepted, e.g. 64M (default 64 MiB); larger ones get 413",
     )
     run.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    run.add_argument(
+        "--log-format",
+        default=os.environ.get("VECDUCK_LOG_FORMAT") or "text",
+        choices=["text", "json"],
+        help="json: one JSON object per line, and one line per request (default text)",
+    )
     compact = commands.add_parser("compact", help="merge small Parquet files, expire old snapshots, free disk space")
     compact.add_argument("path", help="a persistent data folder")
     compact.add_argument("--retention-days", type=_days, default=7.0, help="keep snapshots this recent (default 7)")
@@ -102,8 +117,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         from vecduck.server import serve
         from vecduck.server.access import AuthFileError, load_grants
+        from vecduck.server.metrics import JsonFormatter
 
-        logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(message)s", stream=sys.stderr)
+        handler = logging.StreamHandler(sys.stderr)
+        json_logs = args.log_format == "json"
+        handler.setFormatter(JsonFormatter() if json_logs else logging.Formatter("%(levelname)s:     %(message)s"))
+        logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
+        logging.captureWarnings(json_logs)  # warnings become JSON records too, not raw stderr lines
         if args.auth_file:
             try:
                 load_grants(args.auth_file)  # refuse a bad file before anything starts
@@ -114,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.path,
             args.host,
             args.port,
+            data_path=args.data_path,
+            log_format=args.log_format,
             auth_token=args.auth_token,
             auth_file=args.auth_file,
             allow_reset=args.allow_reset,

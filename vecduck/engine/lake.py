@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vecduck.engine.columns import BASE_COLUMNS, EMBEDDING_COLUMN, SQL_TYPES, ColumnMap
-from vecduck.errors import CorruptedDataError
+from vecduck.errors import CorruptedDataError, ServiceUnavailableError
 
 if TYPE_CHECKING:
     from vecduck.engine.location import Location
@@ -178,6 +178,10 @@ class Lake:
         text = str(exc).split("\n")[0]
         if any(word in text.lower() for word in ("conflict", "locked", "busy", "interrupt")):
             return exc
+        if self.location.shared and unreachable(exc):
+            from vecduck.engine.location import scrub
+
+            return ServiceUnavailableError(f"The shared lake cannot be reached: {scrub(text)}")
         return damaged_error(self.location.data_directories()[0], collection_id, f"{type(exc).__name__}: {text}")
 
     def tables(self) -> set[str]:
@@ -329,6 +333,34 @@ class Lake:
 
     def drop(self, collection_id: str) -> None:
         retry_conflicts(lambda: self.con.execute(f"DROP TABLE IF EXISTS {self.ref(collection_id)}"))
+
+
+# How DuckDB words a failure to reach PostgreSQL or object storage (the postgres and
+# httpfs extensions raise IOException or plain Error with libpq's or curl's text).
+_UNREACHABLE = (
+    "connection",
+    "could not connect",
+    "server closed",
+    "terminating",
+    "timed out",
+    "timeout",
+    "refused",
+    "http error",
+    "http get error",
+    "http put error",
+    "unable to connect",
+    "no route",
+)
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether a DuckDB error says the catalog database or the object store was out of reach."""
+    text = str(exc).lower()
+    if "404" in text or "not found" in text or "no such file" in text:
+        return False  # reached, and the file is not there: damaged, not unreachable
+    return isinstance(exc, duckdb.IOException | duckdb.ConnectionException | duckdb.HTTPException) or any(
+        word in text for word in _UNREACHABLE
+    )
 
 
 def escape(text: str) -> str:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -73,11 +75,16 @@ class Location:
         data are not on a local file system (the fork then copies its rows)."""
         return None
 
+    def reachable(self) -> str | None:
+        """None when the data path can be listed, else why not (for /healthcheck)."""
+        return None
+
     def publish(self, path: str) -> None:
         """Make a derived file (and its marker) available to other machines."""
 
-    def fetch(self, path: str) -> bool:
-        """Bring a published derived file to `path` when none is there; True if it came."""
+    def fetch(self, path: str, newer_than: int | None = None) -> bool:
+        """Bring a published derived file to `path` (when none is there, or when the
+        published one reflects more writes than `newer_than`); True if it came."""
         return False
 
     def unpublish(self, prefix: str) -> None:
@@ -111,6 +118,9 @@ class LocalFolder(Location):
 
     def data_directories(self) -> list[str]:
         return [os.path.join(self.folder, "data") + os.sep]
+
+    def reachable(self) -> str | None:
+        return None if os.access(self.folder, os.R_OK | os.W_OK) else f"{self.folder} is not readable and writable"
 
     def check_data_files(self, collection_id: str) -> None:
         lakes.check_data_files(self.folder, collection_id)
@@ -173,6 +183,17 @@ class SharedLake(Location):
     def data_directories(self) -> list[str]:
         return [self.data]
 
+    def reachable(self) -> str | None:
+        from pyarrow import fs
+
+        try:
+            info = self.filesystem().get_file_info(self._object("").rstrip("/") or "/")
+        except (OSError, ValueError) as exc:
+            return f"{self.data} cannot be reached: {exc}"
+        if self.s3:
+            return None  # a prefix is no object: reaching the bucket is enough
+        return None if info.type == fs.FileType.Directory else f"{self.data} is not a folder"
+
     def data_usage(self) -> tuple[int, int]:
         if not self.s3:
             return folder_usage(self.data)
@@ -211,10 +232,17 @@ class SharedLake(Location):
                 with open(path + suffix, "rb") as source, filesystem.open_output_stream(target) as sink:
                     shutil.copyfileobj(source, sink, 1 << 22)
 
-    def fetch(self, path: str) -> bool:
-        if os.path.exists(path) and os.path.exists(path + ".json"):
+    def fetch(self, path: str, newer_than: int | None = None) -> bool:
+        """Download the published `path` (marker first, then the file, each renamed into
+        place) when its marker's write number is above `newer_than` (None: when there is
+        no local copy); True when it came. The loader checks it against its marker."""
+        if newer_than is None and os.path.exists(path) and os.path.exists(path + ".json"):
             return False
         name = os.path.basename(path)
+        if newer_than is not None:
+            seq = self.published_seq(name)
+            if seq is None or seq <= newer_than:
+                return False
         filesystem = self.filesystem()
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".fetch-")
         os.close(fd)
@@ -234,6 +262,14 @@ class SharedLake(Location):
             for leftover in (tmp, tmp + ".json"):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(leftover)
+
+    def published_seq(self, name: str) -> int | None:
+        """The write number the published file `name` reflects (from its marker), or None."""
+        try:
+            with self.filesystem().open_input_stream(self._object(SNAPSHOT_PREFIX + name + ".json")) as source:
+                return int(json.loads(source.read())["seq"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def unpublish(self, prefix: str) -> None:
         from pyarrow import fs
@@ -290,6 +326,19 @@ def redacted(conninfo: str) -> str:
     if "password" in parts:
         parts["password"] = "***"
     return make_conninfo(**parts)
+
+
+_SECRETS = (
+    re.compile(r"""(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s"']+)""", re.IGNORECASE),
+    re.compile(r"(://[^:/@\s]+:)([^@\s]+)(@)"),
+)
+
+
+def scrub(text: str) -> str:
+    """`text` (an error message, a log line) with any password in it replaced by ***."""
+    for pattern in _SECRETS:
+        text = pattern.sub(lambda m: m.group(1) + "***" + (m.group(3) if m.lastindex == 3 else ""), text)
+    return text
 
 
 def normalise_data_path(data: str) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from vecduck.engine import sidecar
 from vecduck.engine.arrays import int_column, unique_keys
 from vecduck.engine.columns import BASE_COLUMNS, SQL_TYPES
 from vecduck.engine.filters import filter_sql, regexes_in, where_sql
@@ -71,6 +72,8 @@ class OpenCollection:
         self.recent_ids: set[str] = set()
         # Sparse-vector indexes by metadata key, built at a key's first sparse search.
         self.sparse: dict[str, SparseIndex] = {}
+        # When /metrics first saw this read model behind the committed writes (None: it is not).
+        self.behind_since: float | None = None
 
 
 
@@ -113,6 +116,10 @@ class ReadModel:
         state.rows.save(self._rows_path(state.record.id), state.applied_seq)
         state.rows_saved_seq = state.applied_seq
         self._save_sparse_indexes(state)
+        if self.location.shared:  # the rows snapshot last: a reader takes it as the sign
+            if state.index is not None:
+                self.location.publish(self._index_path(state.record.id))
+            self.location.publish(self._rows_path(state.record.id))
 
     def _save_sparse_indexes(self, state: OpenCollection) -> None:
         """Save the sparse indexes whose file is older than the read model (one built at a
@@ -121,6 +128,8 @@ class ReadModel:
             if sparse.saved_seq != state.applied_seq:
                 sparse.seq = state.applied_seq
                 sparse.save(self._sparse_path(state.record.id, key))
+                if self.location.shared:
+                    self.location.publish(self._sparse_path(state.record.id, key))
 
     def _read_model_unsaved(self, state: OpenCollection) -> bool:
         """Whether some of the collection's derived files lag its applied writes."""
@@ -163,6 +172,8 @@ class ReadModel:
             if record.lake_intent > record.lake_seq:
                 self._drop_orphans(record)
             state = OpenCollection(record)
+            if self.location.shared:
+                self._fetch_published(record)
             # the index file's checksum runs meanwhile: the largest read of an open
             digest = prefetch_digest(self._index_path(collection_id)) if record.dimension is not None else None
             saved = RowStore.load(self._rows_path(collection_id))
@@ -187,6 +198,17 @@ class ReadModel:
             state.pending_rows = sum(rows.num_rows for _seq, rows in pending)
             self._open[collection_id] = state
             return state
+
+    def _fetch_published(self, record: CollectionRecord) -> None:
+        """A shared lake: when the local rows snapshot lags the lake, take the published
+        rows snapshot and index if they reflect more writes (a new server starts from them
+        and catches up, instead of reading the whole table and rebuilding the graph)."""
+        rows_path = self._rows_path(record.id)
+        local = sidecar.saved_seq(rows_path)
+        if local is not None and local >= record.lake_seq:
+            return
+        if self.location.fetch(rows_path, -1 if local is None else local) and record.dimension is not None:
+            self.location.fetch(self._index_path(record.id), -1)
 
     def _drop_orphans(self, record: CollectionRecord) -> None:
         """Drop the lake rows of a commit that a crash kept from reaching the registry
@@ -404,6 +426,10 @@ class ReadModel:
         if found is not None:
             return found
         column = state.record.columns.get((key, "sparse"))
+        if column and self.location.shared:
+            path = self._sparse_path(state.record.id, key)
+            local = sidecar.saved_seq(path)
+            self.location.fetch(path, -1 if local is None else local)
         index = SparseIndex.load(self._sparse_path(state.record.id, key)) if column else None
         if index is not None and index.seq <= state.applied_seq:
             alive = index.slot_keys[: index.slots_used][index.alive[: index.slots_used]]

@@ -16,6 +16,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -248,6 +249,23 @@ class Registry:
         changed = version != self._data_version
         self._data_version = version
         return changed
+
+    def ping(self) -> float:
+        """One round trip to the registry's database, in seconds."""
+        start = time.perf_counter()
+        with self._thread_lock:
+            self._conn.execute("SELECT 1").fetchone()
+        return time.perf_counter() - start
+
+    def buffered_writes(self) -> int:
+        """Writes waiting in the write buffer, over every collection."""
+        with self._thread_lock:
+            return self._conn.execute("SELECT count(*) FROM pending").fetchone()[0]
+
+    def latest_seqs(self) -> dict[str, int]:
+        """Each collection's last write number."""
+        with self._thread_lock:
+            return {row[0]: row[1] - 1 for row in self._conn.execute("SELECT id, next_seq FROM collections")}
 
     # -- collections -----------------------------------------------------------------
     def _record(self, row: tuple[Any, ...]) -> CollectionRecord:

@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 
+from vecduck.engine.location import scrub
 from vecduck.engine.registry import (
     DEFAULT_DATABASE,
     DEFAULT_DATABASE_ID,
@@ -56,7 +57,9 @@ class _Connection:
                     self.conninfo, autocommit=True, connect_timeout=5, options=f"-c search_path={SCHEMA_NAME}"
                 )
             except psycopg.OperationalError as exc:
-                raise ServiceUnavailableError(f"The shared lake's catalog database is unreachable: {exc}") from None
+                raise ServiceUnavailableError(
+                    f"The shared lake's catalog database is unreachable: {scrub(str(exc))}"
+                ) from None
             self.generation += 1
         return self._conn
 
@@ -66,7 +69,7 @@ class _Connection:
             return conn.execute(sql.replace("?", "%s"), params)
         except psycopg.OperationalError as exc:
             self._broken()
-            raise ServiceUnavailableError(f"The shared lake's catalog database failed: {exc}") from None
+            raise ServiceUnavailableError(f"The shared lake's catalog database failed: {scrub(str(exc))}") from None
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         conn = self._live()
@@ -75,7 +78,7 @@ class _Connection:
                 cursor.executemany(sql.replace("?", "%s"), rows)
         except psycopg.OperationalError as exc:
             self._broken()
-            raise ServiceUnavailableError(f"The shared lake's catalog database failed: {exc}") from None
+            raise ServiceUnavailableError(f"The shared lake's catalog database failed: {scrub(str(exc))}") from None
 
     def ping(self) -> float:
         """One round trip to the server, in seconds."""
@@ -198,3 +201,7 @@ class SharedRegistry(Registry):
         """The catalog's round-trip time in seconds (for /healthcheck and /metrics)."""
         with self._thread_lock:
             return self.connection.ping()
+
+    @property
+    def last_round_trip(self) -> float | None:
+        return self.connection.round_trip

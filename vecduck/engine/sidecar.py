@@ -47,6 +47,15 @@ def load_table(path: str) -> tuple[pa.Table, int] | None:
     return table.replace_schema_metadata(None), int(marker["seq"])
 
 
+def saved_seq(path: str) -> int | None:
+    """The write number a saved file's marker records (None: no marker), unchecked."""
+    try:
+        with open(path + ".json") as f:
+            return int(json.load(f)["seq"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def discard(path: str) -> None:
     """Remove a saved table and its marker (either may be missing)."""
     for name in (path, path + ".json"):

@@ -15,6 +15,7 @@ import glob
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -180,6 +181,45 @@ class Store(ReadModel):
             if not name.endswith(".tmp") and name.split(".", 1)[0] not in known:
                 with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                     os.remove(path)
+
+    # -- observability ------------------------------------------------------------------
+    def health(self) -> dict[str, str | None]:
+        """What cannot be reached: {"catalog": None or why, "object_store": None or why}."""
+        try:
+            self.registry.ping()
+            catalog = None
+        except Exception as exc:  # any failure to reach it is the answer, not an error
+            catalog = f"{type(exc).__name__}: {exc}"
+        try:
+            storage = self.location.reachable()
+        except Exception as exc:
+            storage = f"{type(exc).__name__}: {exc}"
+        return {"catalog": catalog, "object_store": storage}
+
+    def stats(self) -> dict[str, float]:
+        """Gauges for /metrics: the catalog's round trip (s), buffered writes, and how far
+        this process's open read models lag the committed writes (writes, and seconds since
+        the lag was first seen here; a read model catches up at its collection's next call)."""
+        now = time.monotonic()
+        round_trip = self.registry.ping()
+        buffered = self.registry.buffered_writes()
+        latest = self.registry.latest_seqs()
+        lag_writes, lag_seconds = 0, 0.0
+        with self._lock:
+            for collection_id, state in list(self._open.items()):
+                behind = max(0, latest.get(collection_id, state.applied_seq) - state.applied_seq)
+                if behind:
+                    state.behind_since = state.behind_since or now
+                    lag_seconds = max(lag_seconds, now - state.behind_since)
+                else:
+                    state.behind_since = None
+                lag_writes += behind
+        return {
+            "catalog_round_trip_seconds": round_trip,
+            "write_buffer_writes": buffered,
+            "index_lag_writes": lag_writes,
+            "index_lag_seconds": lag_seconds,
+        }
 
     # -- collections --------------------------------------------------------------------
     def create_collection(

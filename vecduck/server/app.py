@@ -26,6 +26,7 @@ from vecduck.api.client import PersistentClient, Settings
 from vecduck.errors import ChromaError
 from vecduck.server import wire
 from vecduck.server.access import AccessControl, admin_grants, load_grants
+from vecduck.server.metrics import Metrics, RequestMetrics, json_log_config
 from vecduck.server.service import HttpError, Service, not_supported
 
 log = logging.getLogger("vecduck.server")
@@ -102,9 +103,7 @@ def route(
         try:
             payload = await read_body(request, limit) if body else None
             extra = {"grant": request.scope.get("state", {}).get("grant")} if grant else {}
-            result = await run_in_threadpool(
-                handler, dict(request.path_params), payload, request.query_params, **extra
-            )
+            result = await run_in_threadpool(handler, dict(request.path_params), payload, request.query_params, **extra)
         except Exception as exc:
             return answer_for(exc)
         return json_response(result, status)
@@ -135,7 +134,6 @@ def routes(service: Service, limit: int) -> list[Route]:
         (PREFIX + "/version", "GET", fixed(s.version), {}),
         (PREFIX + "/pre-flight-checks", "GET", fixed(s.pre_flight), {}),
         (PREFIX + "/auth/identity", "GET", lambda p, b, q, grant=None: s.identity(grant), {"grant": True}),
-        (PREFIX + "/healthcheck", "GET", fixed(s.healthcheck), {}),
         (PREFIX + "/reset", "POST", fixed(s.reset), {}),
         (PREFIX + "/tenants", "POST", lambda p, b, q: s.create_tenant(b), {"body": True}),
         (PREFIX + "/tenants/{tenant}", "GET", lambda p, b, q: s.get_tenant(p["tenant"]), {}),
@@ -207,27 +205,44 @@ def routes(service: Service, limit: int) -> list[Route]:
         table.append((ONE + "/functions/{rest:path}", method, refuse(not_supported("Collection functions")), {}))
         table.append(("/api/v1", method, refuse(gone), {}))
         table.append(("/api/v1/{rest:path}", method, refuse(gone), {}))
-    return [route(path, method, handler, limit=limit, **options) for path, method, handler, options in table]
+    served = [route(path, method, handler, limit=limit, **options) for path, method, handler, options in table]
+
+    async def healthcheck(request: Request) -> Response:
+        """200 when the catalog and the object store can be reached, else 503 saying which not."""
+        body = await run_in_threadpool(s.healthcheck)
+        healthy = body["catalog"]["reachable"] and body["object_store"]["reachable"]
+        return json_response(body, 200 if healthy else 503)
+
+    # Chroma's route, and the plain one load balancers and deployment docs use
+    served += [Route(PREFIX + "/healthcheck", healthcheck, methods=["GET"])]
+    served += [Route("/healthcheck", healthcheck, methods=["GET"])]
+    return served
 
 
 def create_app(
     path: str | os.PathLike[str],
     *,
+    data_path: str | os.PathLike[str] | None = None,
     auth_token: str | None = None,
     auth_file: str | None = None,
     allow_reset: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    log_requests: bool = False,
 ) -> ASGIApp:
-    """The ASGI app serving the folder `path`; the folder is released (flushed) at shutdown.
+    """The ASGI app serving the folder `path` (or the shared lake of catalog `path` and data
+    `data_path`); the store is released (flushed) at shutdown.
 
     `auth_token` (one token that may do everything) and `auth_file` (tokens with grants per
-    tenant, `vecduck.server.access`) put every request behind a token."""
+    tenant, `vecduck.server.access`) put every request behind a token, `/metrics` and
+    `/healthcheck` included (like heartbeat). Every request is counted for `/metrics`;
+    `log_requests` also logs one line per request (logger `vecduck.requests`)."""
     grants = load_grants(auth_file) if auth_file else {}
     if auth_token:
         grants.update(admin_grants(auth_token))
-    folder = os.path.abspath(os.fspath(path))
-    client = PersistentClient(folder, settings=Settings(allow_reset=allow_reset))
+    client = PersistentClient(path, settings=Settings(allow_reset=allow_reset), data_path=data_path)
+    folder = client._store_for_use().location.describe()
     service = Service(client, allow_reset=allow_reset, max_body_bytes=max_body_bytes)
+    metrics = Metrics(client._store_for_use)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -256,15 +271,17 @@ def create_app(
         return answer_for(exc)
 
     app = Starlette(
-        routes=routes(service, max_body_bytes),
+        routes=[*routes(service, max_body_bytes), Route("/metrics", metrics.endpoint, methods=["GET"])],
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
     app.router.redirect_slashes = False  # a redirect would reach clients as an error without a body
     app.state.service = service
-    if grants:
-        return AccessControl(app, grants)
-    return app
+    app.state.metrics = metrics
+    guarded: ASGIApp = AccessControl(app, grants) if grants else app
+    outer = RequestMetrics(guarded, metrics, app.router.routes, log_requests)
+    outer.state = app.state  # `create_app(...).state.service` keeps working
+    return outer
 
 
 def serve(
@@ -272,29 +289,49 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     *,
+    data_path: str | os.PathLike[str] | None = None,
+    log_format: str = "text",
     auth_token: str | None = None,
     auth_file: str | None = None,
     allow_reset: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     log_level: str = "info",
 ) -> None:
-    """Run the server until Ctrl-C or SIGTERM; in-flight requests finish, then the folder is flushed."""
+    """Run the server until Ctrl-C or SIGTERM; in-flight requests finish, then the folder is flushed.
+
+    `log_format` "json": every log line is a JSON object (`metrics.JsonFormatter`), one per
+    request too; "text": uvicorn's usual lines, requests only at log level debug."""
     import uvicorn
 
+    if log_format not in ("text", "json"):
+        raise ValueError(f"log_format must be 'text' or 'json', got {log_format!r}")
     _Server = _uvicorn_server_class()  # noqa: N806 - a class
     app = create_app(
-        path, auth_token=auth_token, auth_file=auth_file, allow_reset=allow_reset, max_body_bytes=max_body_bytes
+        path,
+        data_path=data_path,
+        auth_token=auth_token,
+        auth_file=auth_file,
+        allow_reset=allow_reset,
+        max_body_bytes=max_body_bytes,
+        log_requests=log_format == "json",
+    )
+    # JSON: every logger writes JSON lines, and vecduck's per-request line replaces uvicorn's
+    # access log; text: uvicorn's own logging, its access log at debug level (as before)
+    logging_options: dict[str, Any] = (
+        {"log_config": json_log_config(log_level), "access_log": False}
+        if log_format == "json"
+        else {"access_log": log_level == "debug"}
     )
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level=log_level,
-        access_log=log_level == "debug",
         http="h11",
         ws="none",
         lifespan="on",
         server_header=False,
+        **logging_options,
     )
     _Server(config).run()
 

@@ -76,8 +76,23 @@ class Service:
     def identity(self, grant: Any = None) -> dict[str, Any]:
         return identity_of(grant, DEFAULT_TENANT, DEFAULT_DATABASE)
 
-    def healthcheck(self) -> dict[str, bool]:
-        return {"is_executor_ready": True, "is_log_client_ready": True}
+    def healthcheck(self) -> dict[str, Any]:
+        """Chroma's health body (`is_executor_ready`, `is_log_client_ready`) plus whether the
+        catalog and the object store can be reached (`reachable`, and `error`: why not); the
+        web layer answers 503 unless both can. Writes need the catalog (the "log"); reads
+        need both."""
+        try:
+            problems = self.client._store_for_use().health()
+        except Exception as exc:  # a closed store: nothing can be reached through it
+            reason = f"{type(exc).__name__}: {exc}"
+            problems = {"catalog": reason, "object_store": reason}
+        catalog, storage = problems.get("catalog"), problems.get("object_store")
+        return {
+            "is_executor_ready": catalog is None and storage is None,
+            "is_log_client_ready": catalog is None,
+            "catalog": {"reachable": catalog is None, "error": catalog},
+            "object_store": {"reachable": storage is None, "error": storage},
+        }
 
     def reset(self) -> bool:
         if not self.allow_reset:
