@@ -148,6 +148,13 @@ class HttpCollection(Collection):
     def dimension(self) -> int | None:
         return self._client._run(self._dimension_call())
 
+    def add_parquet(self, *args: Any, **kwargs: Any) -> int:
+        """Not over HTTP: the files must be readable by the process that owns the lake. Use
+        `PersistentClient` on the folder or shared lake, or `add_df` here."""
+        raise NotImplementedError(
+            "add_parquet runs where the lake is: open it with vecduck.PersistentClient, or send rows with add_df"
+        )
+
     # -- server calls, written once (see the module docstring) -------------------------------
     def _dimension_call(self) -> Call:
         return (yield ("GET", self._own_path(f"/collections/by-id/{self._record.id}"), None, None))[

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -548,6 +549,34 @@ class Collection:
         from vecduck.frames import write_frame
 
         return write_frame(self, "update", data, **options)
+
+    def add_parquet(
+        self,
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        *,
+        id_column: str = "id",
+        embedding_column: str = "embedding",
+        document_column: str | None = None,
+        uri_column: str | None = None,
+        metadata_columns: Sequence[str] | None = None,
+    ) -> int:
+        """Add the rows of Parquet files written elsewhere (Spark, polars, DuckDB; local paths
+        or, on a shared lake, `s3://` URLs and globs), copied by DuckDB without passing
+        through Python, then indexed; ids already present are kept. Returns the rows added.
+        Every column but the named ones becomes metadata (or only `metadata_columns`)."""
+        from vecduck.engine.imports import import_parquet
+
+        files = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+        return import_parquet(
+            self._store,
+            self._record.id,
+            files,
+            id_column=id_column,
+            embedding_column=embedding_column,
+            document_column=document_column,
+            uri_column=uri_column,
+            metadata_columns=metadata_columns,
+        )
 
     def to_arrow(self, **options: Any) -> Any:
         """Records as a pyarrow Table, metadata keys as typed columns; see `vecduck.frames.collection_to_arrow`."""
