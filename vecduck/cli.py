@@ -102,7 +102,12 @@ def parser() -> argparse.ArgumentParser:
         help="json: one JSON object per line, and one line per request (default text)",
     )
     compact = commands.add_parser("compact", help="merge small Parquet files, expire old snapshots, free disk space")
-    compact.add_argument("path", help="a persistent data folder")
+    compact.add_argument("path", help="a persistent data folder, or a shared lake's PostgreSQL catalog URL")
+    compact.add_argument(
+        "--data-path",
+        default=os.environ.get("VECDUCK_DATA_PATH") or None,
+        help="a shared lake's data path (s3://bucket/prefix/ or a folder)",
+    )
     compact.add_argument("--retention-days", type=_days, default=7.0, help="keep snapshots this recent (default 7)")
     return top
 
@@ -113,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "compact":
         from vecduck.sql import compact_command
 
-        return compact_command(args.path, args.retention_days)
+        return compact_command(args.path, args.retention_days, args.data_path)
     if args.command == "run":
         from vecduck.server import serve
         from vecduck.server.access import AuthFileError, load_grants

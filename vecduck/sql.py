@@ -414,14 +414,17 @@ def compact(
     return CompactReport(files_before, files_after, bytes_before, bytes_after, len(expired))
 
 
-def compact_command(path: str, retention_days: float) -> int:
-    """`vecduck compact PATH`: compact every collection of a persistent folder."""
+def compact_command(path: str, retention_days: float, data_path: str | None = None) -> int:
+    """`vecduck compact PATH [--data-path DATA]`: compact every collection of a persistent
+    folder or of a shared lake (PATH its PostgreSQL catalog)."""
     from vecduck.api.client import PersistentClient
+    from vecduck.engine.location import is_catalog_url, scrub
 
-    if not os.path.exists(os.path.join(path, "vecduck.sqlite")):
+    if not is_catalog_url(path) and not os.path.exists(os.path.join(path, "vecduck.sqlite")):
         print(f"vecduck compact: no vecduck data folder at {path!r}")
         return 2
-    client = PersistentClient(path)
+    client = PersistentClient(path, data_path=data_path)
+    path = scrub(path)
     try:
         report = compact(client._store_for_use(), dt.timedelta(days=retention_days))
     finally:
