@@ -35,7 +35,7 @@ UNMATCHED = "unmatched"
 # Request latency buckets (seconds): sub-millisecond reads up to minute-long bulk writes.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
-CATALOG_UP_HELP = "1 when the catalog database answered at this scrape, else 0 (and the store gauges are left out)"
+CATALOG_UP_HELP = "1 when the catalog database answered at this scrape, else 0 (and the gauges it tells are left out)"
 
 
 class StoreCollector:
@@ -47,12 +47,10 @@ class StoreCollector:
     def collect(self) -> Iterator[Metric]:
         try:
             store = self.store()
-            stats = store.stats()
-        except Exception as exc:  # the catalog is down (or the store closed): say so, skip the rest
-            log.warning("/metrics: the catalog cannot be reached: %s: %s", type(exc).__name__, exc)
+        except Exception as exc:  # the store is closed (shutting down): nothing can be reached
+            log.warning("/metrics: no store: %s: %s", type(exc).__name__, exc)
             yield GaugeMetricFamily("vecduck_catalog_up", CATALOG_UP_HELP, value=0)
             return
-        yield GaugeMetricFamily("vecduck_catalog_up", CATALOG_UP_HELP, value=1)
         try:
             storage_up = store.location.reachable() is None
         except Exception:
@@ -62,6 +60,13 @@ class StoreCollector:
             "1 when the data path (object store or folder) could be reached at this scrape, else 0",
             value=int(storage_up),
         )
+        try:
+            stats = store.stats()
+        except Exception as exc:  # the catalog is down: say so, and leave out what it would tell
+            log.warning("/metrics: the catalog cannot be reached: %s: %s", type(exc).__name__, exc)
+            yield GaugeMetricFamily("vecduck_catalog_up", CATALOG_UP_HELP, value=0)
+            return
+        yield GaugeMetricFamily("vecduck_catalog_up", CATALOG_UP_HELP, value=1)
         yield GaugeMetricFamily(
             "vecduck_catalog_round_trip_seconds",
             "Time of one round trip to the catalog database at this scrape",
