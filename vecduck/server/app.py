@@ -23,6 +23,7 @@ from starlette.types import ASGIApp
 
 from vecduck import __version__
 from vecduck.api.client import PersistentClient, Settings
+from vecduck.engine.location import scrub
 from vecduck.errors import ChromaError
 from vecduck.server import wire
 from vecduck.server.access import AccessControl, admin_grants, load_grants
@@ -60,8 +61,24 @@ def answer_for(exc: BaseException) -> Response:
         # a request whose values the api layer refused with a builtin (bad shape or type)
         text = str(exc) or type(exc).__name__
         return error_response(400, "InvalidArgumentError", text)
+    if shared_lake_unreachable(exc):
+        log.warning("shared lake unreachable: %s", scrub(str(exc)).splitlines()[0])
+        return error_response(503, "ServiceUnavailableError", f"The shared lake cannot be reached: {scrub(str(exc))}")
     log.error("internal error", exc_info=exc)
-    return error_response(500, "InternalError", f"{type(exc).__name__}: {exc}")
+    return error_response(500, "InternalError", f"{type(exc).__name__}: {scrub(str(exc))}")
+
+
+def shared_lake_unreachable(exc: BaseException) -> bool:
+    """A DuckDB or psycopg error that says PostgreSQL or object storage was out of reach (one
+    the engine did not already turn into ServiceUnavailableError): retryable, so 503."""
+    import duckdb
+
+    from vecduck.engine.lake import unreachable
+
+    if any(c.__name__ == "OperationalError" and c.__module__.startswith("psycopg") for c in type(exc).__mro__):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, duckdb.Error) and unreachable(exc) and any(w in text for w in ("postgres", "http", "s3"))
 
 
 async def read_body(request: Request, limit: int) -> Any:
