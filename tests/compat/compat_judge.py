@@ -3,8 +3,9 @@
 Everything the differential test tolerates is written down here and nowhere else:
 
 * ``judge_errors``  - which exception from the subject is accepted for chromadb's exception.
-* ``judge_get_results`` / ``judge_query_results`` / ``judge_collections`` - how results are
-  compared (float tolerances, ties between equal distances, ...).
+* ``judge_get_results`` / ``judge_query_results`` / ``judge_collections`` /
+  ``judge_databases`` - how results are compared (float tolerances, ties between equal
+  distances, each side's own database ids, ...).
 
 The reference is always chromadb's in-process client; the subject is vecduck (or, for the
 harness self-check, a second chromadb client).
@@ -15,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import traceback
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -76,7 +78,7 @@ def judge_errors(label: str, reference: Outcome, subject: Outcome, subject_error
     1. chromadb raises a ``chromadb.errors.X``: the subject must raise an instance of
        ``subject_errors.X`` (so vecduck's ``UniqueConstraintError``, a subclass of
        ``InternalError``, is accepted where chromadb raises ``InternalError`` for a duplicate
-       collection name on create or rename).
+       collection name on create or rename, and for a tenant or database that already exists).
     2. chromadb's Rust binding raises a bare ``TypeError``/``OverflowError`` (server-side
        check, e.g. ``None`` metadata value, negative limit/offset): the subject may raise the
        same builtin or ``subject_errors.InvalidArgumentError``.
@@ -288,6 +290,28 @@ def judge_collections(label: str, reference: Any, subject: Any) -> None:
         raise DiscrepancyError(f"{label}: name {reference.name!r} != subject {subject.name!r}")
     if typed(reference.metadata) != typed(subject.metadata):
         raise DiscrepancyError(f"{label}: metadata {reference.metadata!r} != subject {subject.metadata!r}")
+
+
+def judge_databases(label: str, reference: list[Any], subject: list[Any], id_type: type = uuid.UUID) -> None:
+    """Databases (list_databases, get_database): the same names and tenants in the same order
+    (by name), the same keys; ids are each side's own (random), distinct, of type ``id_type``:
+    ``uuid.UUID`` as chromadb's in-process client gives them, but ``str`` through chromadb's
+    own HttpClient (which hands on the JSON string, whatever the server)."""
+    ref_rows = [(found["name"], found["tenant"]) for found in reference]
+    subj_rows = [(found["name"], found["tenant"]) for found in subject]
+    if ref_rows != subj_rows:
+        raise DiscrepancyError(f"{label}: (name, tenant) {ref_rows} != subject {subj_rows}")
+    for ref_db, subj_db in zip(reference, subject, strict=True):
+        if sorted(ref_db) != sorted(subj_db):
+            raise DiscrepancyError(f"{label}: keys {sorted(ref_db)} != subject {sorted(subj_db)}")
+        if type(subj_db["id"]) is not id_type:
+            raise DiscrepancyError(f"{label}: subject's id {subj_db['id']!r} is not a {id_type.__name__}")
+        try:
+            uuid.UUID(str(subj_db["id"]))
+        except ValueError:
+            raise DiscrepancyError(f"{label}: subject's id {subj_db['id']!r} is not a UUID") from None
+    if len({str(found["id"]) for found in subject}) != len(subject):
+        raise DiscrepancyError(f"{label}: subject repeats ids {subject!r}")
 
 
 def judge_equal(label: str, reference: Any, subject: Any) -> None:

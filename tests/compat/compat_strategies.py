@@ -2,15 +2,31 @@
 
 Pools are small on purpose so that random operations collide: ids repeat, keys exist in some
 records and not others, values of different kinds (int, float, bool, str, lists) meet the
-same key, and embeddings on a coarse grid produce tied distances.
+same key, embeddings on a coarse grid produce tied distances, and a handful of tenant and
+database names make the same collection name live in several databases.
 
 Not generated, because chromadb itself misbehaves there (see the report in test_differential):
-list metadata values once a collection was deleted in the example (chromadb leaks the deleted
-records' arrays into new records with the same ids),
-list values in *collection* metadata (Rust panic), ``None`` values in ``modify(metadata=...)``
-(the local handle keeps the key, the stored metadata drops it), documents without embeddings
-(chromadb then downloads its default embedding model), ints beyond 64 bits (silently stored
-as float).
+list metadata values once a collection (or a database holding collections) was deleted in
+the example (chromadb leaks the deleted records' arrays into new records with the same ids),
+list values in *collection* metadata (Rust panic), documents without embeddings on a handle
+without an embedding function (chromadb then downloads its default embedding model; the
+test's own ``ToyEmbedding`` handles do embed documents), ints beyond 64 bits (silently
+stored as float), an empty id before the collection's dimension is fixed (chromadb fixes the
+dimension from the write it then rejects), an update carrying vectors for an id that does
+not exist (chromadb keeps the vector and gives it to a record added later under that id,
+when no read came in between: the machine renames such ids to ``GHOST_IDS``, never added).
+
+Tenants and databases, chromadb 1.5.9 accidents that vecduck deliberately does not copy:
+chromadb creates a database under a tenant that does not exist (vecduck: NotFoundError), so
+a database is only created under a tenant that exists; chromadb accepts "/" (and
+NUL) in tenant and database names, which vecduck refuses (they are URL path segments), so
+the pools hold none. Over HTTP, chromadb's own HttpClient puts an empty tenant or database
+name into the URL as an empty path segment ("No route"), so the server subjects get no
+empty names (``allow_empty_scope_names``).
+
+``None`` values in ``modify(metadata=...)`` are generated: chromadb stores the metadata
+without them (``None`` when nothing is left), but its local handle keeps them, so the machine
+compares a fresh ``get_collection`` after such a modify, not the handles.
 """
 
 from __future__ import annotations
@@ -35,6 +51,8 @@ INVALID_NAMES = [
 ]
 SPACES = ["l2", "cosine", "ip"]
 ID_POOL = [f"id{i}" for i in range(10)]
+# what an update carrying vectors names instead of an id that does not exist (see the top)
+GHOST_IDS = {record_id: f"ghost{record_id[2:]}" for record_id in ID_POOL}
 METADATA_KEYS = ["a", "b", "c", "tags"]
 DOCUMENTS = [
     "apple pie",
@@ -79,6 +97,30 @@ def mostly(draw: st.DrawFn, common: st.SearchStrategy[Any], rare: st.SearchStrat
 
 collection_names = mostly(st.sampled_from(VALID_NAMES), st.sampled_from(INVALID_NAMES), 5)
 
+# ----------------------------------------------------------------------------- tenants, databases
+
+DEFAULT_TENANT = "default_tenant"
+DEFAULT_DATABASE = "default_database"
+# a space and non-ASCII letters: URL path segments a client must quote (once)
+TENANT_NAMES = [DEFAULT_TENANT, "acme", "Zeta team"]
+DATABASE_NAMES = [DEFAULT_DATABASE, "db_one", "Db-Two", "donn\u00e9es"]
+SHORT_SCOPE_NAMES = ["", "ab", "\u00e9"]  # fewer than 3 characters: InvalidArgumentError on create
+
+
+def scope_names(pool: list[str], allow_empty: bool = True) -> st.SearchStrategy[str]:
+    """Tenant or database names: mostly from ``pool``, now and then too short.
+
+    ``allow_empty``: False for the server subjects (see the top).
+    """
+    short = [name for name in SHORT_SCOPE_NAMES if name or allow_empty]
+    return mostly(st.sampled_from(pool), st.sampled_from(short), 12)
+
+
+def list_bounds() -> st.SearchStrategy[int | None]:
+    """``limit``/``offset`` of a listing: None, small, or (rarely) negative."""
+    return st.one_of(st.none(), mostly(st.integers(0, 4), st.just(-1), 15))
+
+
 ints = st.integers(min_value=-2, max_value=3)
 floats = st.sampled_from([-1.5, -1.0, 0.0, 0.5, 1.0, 2.0, 2.5])
 bools = st.booleans()
@@ -113,11 +155,14 @@ INVALID_RECORD_METADATA: list[dict[str, Any]] = [
 def collection_metadata(draw: st.DrawFn, for_modify: bool = False) -> dict[str, Any] | None:
     if rarely(draw, 10):
         return draw(st.sampled_from([{}, {"hnsw:space": "foo"}, {"k": None}]))
-    kind = draw(st.sampled_from(["none", "space", "plain"]))
+    kinds = ["none", "space", "plain", "plain"] if for_modify else ["none", "space", "plain"]
+    kind = draw(st.sampled_from(kinds))
     if kind == "none":
         return None
+    # modify: None removes a key (chromadb stores what remains, None when nothing does)
+    values = mostly(scalars, st.none(), 3) if for_modify else scalars
     metadata: dict[str, Any] = draw(
-        st.dictionaries(st.sampled_from(["k", "owner", "n"]), scalars, min_size=1, max_size=2)
+        st.dictionaries(st.sampled_from(["k", "owner", "n"]), values, min_size=1, max_size=2)
     )
     if kind == "space" or (for_modify and rarely(draw, 10)):
         metadata["hnsw:space"] = draw(st.sampled_from(SPACES))
@@ -138,17 +183,26 @@ def vectors(dim: int) -> st.SearchStrategy[list[float]]:
 
 @st.composite
 def write_arguments(
-    draw: st.DrawFn, dim: int, operation: str, dimension_fixed: bool, allow_lists: bool = True
+    draw: st.DrawFn,
+    dim: int,
+    operation: str,
+    dimension_fixed: bool,
+    allow_lists: bool = True,
+    embed_documents: bool = False,
 ) -> dict[str, Any]:
     """Keyword arguments for add/upsert/update, valid most of the time.
 
     ``dimension_fixed``: whether an accepted write has already fixed the collection's
-    dimension. Until then, no empty ids and no update with embeddings: chromadb fixes the
-    dimension even from a write it rejects for an empty id, and from an update that matched
-    no record (see the report); vecduck does neither.
+    dimension. Until then, no empty ids: chromadb fixes the dimension even from a write it
+    rejects for an empty id; vecduck does not. An update carrying vectors may come first: it
+    fixes the dimension on both sides even when no id exists (the machine renames ids that
+    do not exist to ``GHOST_IDS``, see the top).
 
     ``allow_lists``: False once a collection was deleted in this example: chromadb then leaks
     array metadata of the deleted collection's records into new records with the same ids.
+
+    ``embed_documents``: for a handle with an embedding function: documents instead of
+    embeddings, embedded by the function.
     """
     size = draw(st.integers(min_value=1, max_value=4))
     ids = draw(st.lists(st.sampled_from(ID_POOL), min_size=size, max_size=size, unique=True))
@@ -160,8 +214,8 @@ def write_arguments(
     wrong_dim = rarely(draw, 15)
     write_dim = dim + draw(st.sampled_from([-1, 1])) if wrong_dim else dim
 
-    with_embeddings = operation in ("add", "upsert") or (dimension_fixed and draw(st.booleans()))
-    if operation in ("add", "upsert") and rarely(draw, 40):
+    with_embeddings = not embed_documents and (operation in ("add", "upsert") or draw(st.booleans()))
+    if operation in ("add", "upsert") and not embed_documents and rarely(draw, 40):
         with_embeddings = False  # chromadb: "Exactly one of ... must be provided"
     kwargs: dict[str, Any] = {"ids": ids}
     if with_embeddings:
@@ -175,9 +229,11 @@ def write_arguments(
             kwargs["embeddings"] = np.asarray(embeddings, dtype=np.float32)
         else:
             kwargs["embeddings"] = embeddings
-    # documents only together with embeddings: without them chromadb runs its default
-    # embedding function, which downloads a model.
-    if with_embeddings and draw(st.booleans()):
+    if embed_documents:
+        kwargs["documents"] = [draw(st.sampled_from(DOCUMENTS)) for _ in range(count)]
+    # otherwise documents only together with embeddings: without them chromadb runs its
+    # default embedding function, which downloads a model.
+    elif with_embeddings and draw(st.booleans()):
         doc = st.sampled_from(DOCUMENTS)
         if operation != "update":
             doc = st.one_of(doc, doc, doc, st.none())
@@ -188,6 +244,9 @@ def write_arguments(
         metadata = record_metadata(allow_none_values=operation != "add", allow_lists=allow_lists)
         entry = st.one_of(metadata, metadata, metadata, st.none())
         metadatas = [draw(entry) for _ in range(count)]
+        if operation != "add" and rarely(draw, 6):
+            # every key None: an updated record is left without metadata (reads None)
+            metadatas[draw(st.integers(0, count - 1))] = dict.fromkeys(METADATA_KEYS)
         if rarely(draw, 15):
             metadatas[0] = draw(st.sampled_from([*INVALID_RECORD_METADATA, {"a": None}]))
         kwargs["metadatas"] = metadatas

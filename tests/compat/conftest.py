@@ -3,7 +3,9 @@
 * ``pytest --compat-long`` (or ``VECDUCK_LONG=1``): many more random examples (x20);
   ``--compat-long=N`` / ``VECDUCK_LONG=N`` multiplies by N.
 * marker ``differential``: select with ``-m differential``.
-* the terminal summary reports how many random steps ran per subject.
+* the terminal summary reports how many random steps ran per subject (with ``-v``, also
+  how often chromadb answered each operation each way, and the situations the machine
+  counts, e.g. "(update fixed the dimension)").
 """
 
 from __future__ import annotations

@@ -1,0 +1,72 @@
+"""Tenant and database regressions the differential test found in vecduck, each reproduced
+next to chromadb 1.5.9 (the server's and the HTTP clients' are in
+tests/server/test_differential_server.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import chromadb
+import chromadb.errors
+import pytest
+from test_differential import REFERENCE_SETTINGS
+
+import vecduck
+import vecduck.errors
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def vecduck_admin(path: Path) -> vecduck.AdminClient:
+    return vecduck.AdminClient(vecduck.Settings(is_persistent=True, persist_directory=str(path)))
+
+
+def test_admin_client_opens_while_the_default_database_is_deleted(tmp_path: Path) -> None:
+    reference_path = tmp_path / "chromadb"
+    settings = chromadb.Settings(is_persistent=True, persist_directory=str(reference_path), anonymized_telemetry=False)
+    chromadb.AdminClient(settings).delete_database("default_database")
+    chromadb.AdminClient(settings).create_database("default_database")  # chromadb: a new admin opens, recreates it
+
+    admin = vecduck_admin(tmp_path / "vecduck")
+    admin.delete_database("default_database")
+    admin.close()
+    admin = vecduck_admin(tmp_path / "vecduck")  # used to raise NotFoundError (no default database)
+    admin.create_database("default_database")
+    admin.close()
+
+
+def test_delete_database_with_a_short_name_is_not_found(tmp_path: Path) -> None:
+    with pytest.raises(chromadb.errors.NotFoundError):
+        chromadb.AdminClient(REFERENCE_SETTINGS).delete_database("ab")
+    admin = vecduck_admin(tmp_path)
+    try:
+        with pytest.raises(vecduck.errors.NotFoundError):  # used to be InvalidArgumentError
+            admin.delete_database("ab")
+    finally:
+        admin.close()
+
+
+def test_create_collection_in_a_deleted_database(tmp_path: Path) -> None:
+    database = unique("gone")
+    chromadb.AdminClient(REFERENCE_SETTINGS).create_database(database)
+    reference = chromadb.EphemeralClient(settings=REFERENCE_SETTINGS, database=database)
+    chromadb.AdminClient(REFERENCE_SETTINGS).delete_database(database)
+    with pytest.raises(chromadb.errors.InvalidArgumentError, match="does not exist"):
+        reference.create_collection("alpha")
+    with pytest.raises(chromadb.errors.InvalidArgumentError, match="does not exist"):
+        reference.get_or_create_collection("alpha")
+
+    admin = vecduck_admin(tmp_path)
+    admin.create_database(database)
+    client = vecduck.PersistentClient(path=tmp_path, database=database)
+    admin.delete_database(database)
+    try:
+        with pytest.raises(vecduck.errors.InvalidArgumentError, match="does not exist"):  # was NotFoundError
+            client.create_collection("alpha", embedding_function=None)
+    finally:
+        client.close()
+        admin.close()
