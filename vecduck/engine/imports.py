@@ -22,6 +22,8 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
+
 from vecduck.engine.columns import RESERVED_NAMES, SQL_TYPES, ColumnMap, assign_column
 from vecduck.engine.lake import quote, retry_conflicts
 from vecduck.errors import InvalidArgumentError
@@ -222,7 +224,10 @@ def import_parquet(
         if record.lake_seq == 0:
             store._sync_view(record)
         with store.registry.transaction() as db:
-            store.registry.mark_flushed(db, collection_id, seq)
+            nothing = pa.table(
+                {"id": pa.array([], pa.string()), "_key": pa.array([], pa.int64()), "_seq": pa.array([], pa.int64())}
+            )
+            store.registry.mark_flushed(db, collection_id, seq, nothing, record.lake_seq)
         del state
         store._forget(collection_id)  # the next call loads the rows and indexes their vectors
         return int(new_rows)

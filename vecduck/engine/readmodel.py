@@ -14,6 +14,7 @@ the calls that answer users.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import threading
 from collections.abc import Sequence
@@ -33,13 +34,21 @@ from vecduck.engine.index import IndexSettings, VectorIndex, prefetch_digest
 from vecduck.engine.lake import Lake, quote
 from vecduck.engine.location import Location
 from vecduck.engine.registry import CollectionRecord, Registry
-from vecduck.engine.rows import embeddings_matrix, latest_per_id, load_metadata, with_typed_columns
+from vecduck.engine.rows import (
+    RESOLVED_SCHEMA,
+    embeddings_matrix,
+    latest_per_id,
+    load_metadata,
+    tombstones,
+    with_typed_columns,
+)
 from vecduck.engine.rowstore import RowStore
 from vecduck.engine.sparse import SparseIndex
 from vecduck.errors import InvalidArgumentError, NotFoundError
 
 # Filters whose matching keys each open collection remembers (until its next write).
 FILTER_CACHE = 32
+
 
 class OpenCollection:
     """A process's read model of one collection: mirror table and vector index."""
@@ -74,7 +83,6 @@ class OpenCollection:
         self.sparse: dict[str, SparseIndex] = {}
         # When /metrics first saw this read model behind the committed writes (None: it is not).
         self.behind_since: float | None = None
-
 
 
 class ReadModel:
@@ -153,13 +161,51 @@ class ReadModel:
                 raise NotFoundError(f"Collection [{collection_id}] does not exist")
             record, pending = snapshot
             if record.version != state.version:
-                if record.lake_seq > state.applied_seq:
+                if record.lake_seq > state.applied_seq and not self._catch_up_from_lake(state, record):
                     return self._load(collection_id)
                 state.record = record
                 for _seq, rows in pending:
                     self._apply(state, rows)
                 state.version = record.version
         return state
+
+    def _catch_up_from_lake(self, state: OpenCollection, record: CollectionRecord) -> bool:
+        """Apply the lake commits another process made since this read model's write number:
+        the rows they wrote (read by write number: DuckLake skips every older file by its
+        statistics) and the records they deleted (from the registry's lake log). False when
+        the log does not reach back that far (the caller then reloads the collection)."""
+        with self.registry.writer_lock():  # no lake commit runs while the lake is read
+            return self._apply_lake_log(state, record)
+
+    def _apply_lake_log(self, state: OpenCollection, record: CollectionRecord) -> bool:
+        log = self.registry.lake_log(record.id, state.applied_seq)
+        if not log or log[0][0] > state.applied_seq or log[-1][1] < record.lake_seq:
+            return False
+        if any(later[0] != earlier[1] for earlier, later in itertools.pairwise(log)):
+            return False
+        state.record = record
+        parts = []
+        if self.lake.columns(record.id):
+            written = self.lake.read(
+                f"SELECT id, _key, _seq, embedding, document, uri, metadata, false AS _deleted"
+                f" FROM {self.lake.ref(record.id)} WHERE _seq > {int(state.applied_seq)}"
+                f" AND _seq <= {int(record.lake_seq)}",
+                record.id,
+            )
+            parts.append(written.cast(RESOLVED_SCHEMA))
+        removed = pa.concat_tables([entry[2] for entry in log])
+        removed = removed.filter(pc.greater(removed.column("_seq"), state.applied_seq))
+        if removed.num_rows:
+            parts.append(
+                tombstones(removed.column("id").to_pylist(), int_column(removed, "_key"), 0).set_column(
+                    2, "_seq", removed.column("_seq").cast(pa.int64())
+                )
+            )
+        changes = pa.concat_tables(parts).sort_by("_seq") if parts else None
+        if changes is not None and changes.num_rows:
+            self._apply(state, changes)
+        state.applied_seq = max(state.applied_seq, record.lake_seq)
+        return True
 
     def _load(self, collection_id: str) -> OpenCollection:
         """Build the read model from the rows snapshot (or the lake) and the write buffer."""
@@ -444,7 +490,6 @@ class ReadModel:
         state.sparse[key] = index
         return index
 
-
     def _search_candidates(self, state: OpenCollection, where: dict[str, Any] | None) -> np.ndarray | None:
         """Sorted keys of the records a Search filter matches (None: no filter)."""
         if where is None:
@@ -476,6 +521,7 @@ class ReadModel:
             sql += " AND id IN (SELECT unnest(?::VARCHAR[]))"
             params.append(list(ids))
         return sql
+
 
 def hnsw_settings(record: CollectionRecord) -> IndexSettings:
     hnsw = record.configuration.get("hnsw") or {}

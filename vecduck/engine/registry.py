@@ -69,7 +69,17 @@ CREATE TABLE IF NOT EXISTS pending (
     PRIMARY KEY (collection_id, seq)
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS lake_log (
+    collection_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    from_seq INTEGER NOT NULL,
+    removed BLOB NOT NULL,
+    PRIMARY KEY (collection_id, seq)
+);
 """
+# Lake commits a collection's log keeps (what another process needs to catch up without
+# reading the whole table again; one further behind reads it whole).
+LAKE_LOG_KEEP = 1_000
 DEFAULT_TENANT = "default_tenant"
 DEFAULT_DATABASE = "default_database"
 DEFAULT_DATABASE_ID = "00000000-0000-0000-0000-000000000000"
@@ -379,7 +389,7 @@ class Registry:
         return 0 if row is None else row[0]
 
     def delete(self, db: sqlite3.Connection, collection_id: str) -> None:
-        for table in ("collections", "columns", "pending"):
+        for table in ("collections", "columns", "pending", "lake_log"):
             column = "id" if table == "collections" else "collection_id"
             db.execute(f"DELETE FROM {table} WHERE {column} = ?", (collection_id,))
 
@@ -451,6 +461,15 @@ class Registry:
                 self._conn.execute("COMMIT")
         return (record, pending) if record else None
 
+    def lake_log(self, collection_id: str, after_seq: int) -> list[tuple[int, int, pa.Table]]:
+        """(from_seq, through_seq, removed) of the logged lake commits after `after_seq`, in order."""
+        with self._thread_lock:
+            rows = self._conn.execute(
+                "SELECT from_seq, seq, removed FROM lake_log WHERE collection_id = ? AND seq > ? ORDER BY seq",
+                (collection_id, after_seq),
+            ).fetchall()
+        return [(from_seq, seq, blob_to_arrow(blob)) for from_seq, seq, blob in rows]
+
     def pending_count(self, collection_id: str) -> int:
         with self._thread_lock:
             return self._conn.execute(
@@ -461,9 +480,30 @@ class Registry:
         """Record, before a lake commit, the write sequence it goes up to (see lake_intent)."""
         db.execute("UPDATE collections SET lake_intent = ? WHERE id = ?", (through_seq, collection_id))
 
-    def mark_flushed(self, db: sqlite3.Connection, collection_id: str, through_seq: int) -> int:
-        """Drop buffered writes now in the lake; returns the new version."""
+    def mark_flushed(
+        self,
+        db: sqlite3.Connection,
+        collection_id: str,
+        through_seq: int,
+        removed: pa.Table | None = None,
+        from_seq: int | None = None,
+    ) -> int:
+        """Drop buffered writes now in the lake; returns the new version.
+
+        With `removed` (id, _key, _seq of the records the commit deleted) and `from_seq`
+        (the lake's write number before it), the commit is logged, so other processes
+        catch up from the rows written after their own write number plus this list."""
         db.execute("DELETE FROM pending WHERE collection_id = ? AND seq <= ?", (collection_id, through_seq))
+        if removed is not None and from_seq is not None:
+            db.execute(
+                "INSERT INTO lake_log VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (collection_id, through_seq, from_seq, arrow_to_blob(removed)),
+            )
+            db.execute(
+                "DELETE FROM lake_log WHERE collection_id = ? AND seq < (SELECT min(seq) FROM"
+                " (SELECT seq FROM lake_log WHERE collection_id = ? ORDER BY seq DESC LIMIT ?) AS recent)",
+                (collection_id, collection_id, LAKE_LOG_KEEP),
+            )
         return db.execute(
             "UPDATE collections SET lake_seq = CASE WHEN lake_seq > ? THEN lake_seq ELSE ? END,"
             " version = version + 1 WHERE id = ? RETURNING version",
@@ -484,7 +524,7 @@ class Registry:
             ).fetchone()
 
     def reset(self, db: sqlite3.Connection) -> None:
-        for table in ("collections", "columns", "pending", "tenants", "databases"):
+        for table in ("collections", "columns", "pending", "lake_log", "tenants", "databases"):
             db.execute(f"DELETE FROM {table}")
         db.execute("INSERT INTO tenants VALUES (?, 0)", (DEFAULT_TENANT,))
         db.execute("INSERT INTO databases VALUES (?, ?, ?, 0)", (DEFAULT_DATABASE_ID, DEFAULT_TENANT, DEFAULT_DATABASE))

@@ -612,8 +612,11 @@ class Store(ReadModel):
         self.lake.replace_rows(collection_id, record.columns, live, touched, orphans_after)
         if record.lake_seq == 0:
             self._sync_view(record)
+        gone = [t.filter(t.column("_deleted")).select(["id", "_key", "_seq"]) for t in tables]
         with self.registry.transaction() as db:
-            version = self.registry.mark_flushed(db, collection_id, through)
+            version = self.registry.mark_flushed(
+                db, collection_id, through, pa.concat_tables(gone), record.lake_seq
+            )
         state = self._open.get(collection_id)
         if state is not None:
             state.version = version
