@@ -49,6 +49,7 @@ class _Connection:
         self._conn: psycopg.Connection[Any] | None = None
         self.generation = 0  # bumped at every reconnect (a session lock does not survive one)
         self.round_trip: float | None = None  # seconds of the last `ping`
+        self.pinned = 0  # open transactions and held session locks: no silent reconnect then
 
     def _live(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
@@ -64,12 +65,21 @@ class _Connection:
         return self._conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
-        conn = self._live()
-        try:
-            return conn.execute(sql.replace("?", "%s"), params)
-        except psycopg.OperationalError as exc:
-            self._broken()
-            raise ServiceUnavailableError(f"The shared lake's catalog database failed: {scrub(str(exc))}") from None
+        """Run one statement. A connection found dead by a statement that stands alone (no
+        transaction open, no session lock held: `pinned` is 0) is replaced and the
+        statement sent once more, so a process idle while the server restarted does not fail
+        its next call; inside a transaction or a lock, the failure is the caller's."""
+        for attempt in (0, 1):
+            conn = self._live()
+            try:
+                return conn.execute(sql.replace("?", "%s"), params)
+            except psycopg.OperationalError as exc:
+                self._broken()
+                if attempt or self.pinned:
+                    raise ServiceUnavailableError(
+                        f"The shared lake's catalog database failed: {scrub(str(exc))}"
+                    ) from None
+        raise AssertionError("unreachable")
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         conn = self._live()
@@ -159,14 +169,17 @@ class SharedRegistry(Registry):
             if self._lock_depth == 0:
                 self._conn.execute("SELECT pg_advisory_lock(?)", (WRITER_LOCK,))
                 self._lock_generation = self.connection.generation
+                self.connection.pinned += 1
             self._lock_depth += 1
             try:
                 yield
             finally:
                 self._lock_depth -= 1
-                if self._lock_depth == 0 and self.connection.generation == self._lock_generation:
-                    with suppress(ServiceUnavailableError):
-                        self._conn.execute("SELECT pg_advisory_unlock(?)", (WRITER_LOCK,))
+                if self._lock_depth == 0:
+                    self.connection.pinned -= 1
+                    if self.connection.generation == self._lock_generation:
+                        with suppress(ServiceUnavailableError):
+                            self._conn.execute("SELECT pg_advisory_unlock(?)", (WRITER_LOCK,))
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
@@ -176,16 +189,19 @@ class SharedRegistry(Registry):
             if self._lock_depth and self.connection.generation != self._lock_generation:
                 raise ServiceUnavailableError("The catalog connection was lost during the write; nothing was written")
             self._conn.execute(self.WRITE_BEGIN)
+            self.connection.pinned += 1
             try:
                 yield self._conn
                 commits = self._conn.execute(
                     "UPDATE counters SET value = value + 1 WHERE name = 'commits' RETURNING value"
                 ).fetchone()[0]
+                self._conn.execute("COMMIT")  # pinned: a COMMIT is never resent on a new connection
             except BaseException:
                 with suppress(ServiceUnavailableError):
                     self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            finally:
+                self.connection.pinned -= 1
             if commits == self._commits + 1 and self.connection.generation == self._generation_seen:
                 # nobody else committed since our last look: our own commit is no news
                 # (the caller's read model already holds it), so the next call skips a catch-up
