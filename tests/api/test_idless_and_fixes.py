@@ -4,6 +4,7 @@ each checked side by side with chromadb's own EphemeralClient where chromadb def
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 import chromadb
 import pytest
@@ -37,12 +38,21 @@ def test_add_without_ids_with_documents_embeds_them() -> None:
 
 
 @pytest.fixture(params=["chromadb", "vecduck"])
-def client(request: pytest.FixtureRequest) -> object:
+def client(request: pytest.FixtureRequest) -> Iterator[object]:
     if request.param == "chromadb":
-        reference = chromadb.EphemeralClient(settings=chromadb.Settings(allow_reset=True))
+        # chromadb keeps one in-memory instance per process and refuses another with other
+        # settings: the ones every reference client of the suite uses, and none left behind
+        from chromadb.api.client import SharedSystemClient
+
+        reference = chromadb.EphemeralClient(
+            settings=chromadb.Settings(allow_reset=True, anonymized_telemetry=False)
+        )
         reference.reset()
-        return reference
-    return vecduck.Client()
+        yield reference
+        reference.reset()
+        SharedSystemClient.clear_system_cache()
+        return
+    yield vecduck.Client()
 
 
 def test_update_of_unknown_ids_fixes_the_dimension(client: object) -> None:
