@@ -38,7 +38,7 @@ from vecduck.engine.shared_registry import WRITER_LOCK
 if TYPE_CHECKING:  # annotations only: several test folders have a conftest module
     from conftest import Bucket, PostgresServer
 
-psycopg = pytest.importorskip("psycopg")
+psycopg = pytest.importorskip("psycopg", reason="psycopg is in the `shared` extra (the `dev` extra installs it)")
 
 LONG = os.environ.get("VECDUCK_LONG") == "1"
 DIM = 16

@@ -24,7 +24,7 @@ from shared_lake import open_lake, retry_conflicts
 if TYPE_CHECKING:  # annotations only: several test folders have a conftest module
     from conftest import Bucket, PostgresServer
 
-psycopg = pytest.importorskip("psycopg")
+psycopg = pytest.importorskip("psycopg", reason="psycopg is in the `shared` extra (the `dev` extra installs it)")
 
 SCRIPT = Path(__file__).with_name("shared_lake.py")
 ROWS = 10_000  # far above DuckLake's inlining limit, so the insert becomes a Parquet file

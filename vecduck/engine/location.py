@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import tempfile
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -38,8 +39,9 @@ if TYPE_CHECKING:
 SNAPSHOT_PREFIX = "vecduck-index/"
 
 
-class Location:
-    """The storage backend of one store (see the module docstring)."""
+class Location(ABC):
+    """The storage backend of one store (see the module docstring): the three abstract
+    methods every backend defines, and defaults that suit a local folder for the rest."""
 
     shared: bool = False
     # what identifies the location in this process (one Store per key)
@@ -47,24 +49,26 @@ class Location:
     # the local folder of derived files: vector index, rows snapshot, sparse indexes
     index_folder: str
 
+    @abstractmethod
     def open_registry(self, durability: str) -> Registry:
         """The registry of collections, counters and the write buffer."""
-        raise NotImplementedError
 
+    @abstractmethod
     def attach(self, con: duckdb.DuckDBPyConnection, options: str = "") -> None:
         """Attach the lake to `con` as `lake` (extensions loaded offline)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def describe(self) -> str:
         """The location as a person would name it (in messages and logs)."""
-        raise NotImplementedError
 
     def data_directories(self) -> list[str]:
         """What a sandboxed DuckDB may read besides the catalog (the lake's data)."""
         return []
 
     def check_data_files(self, collection_id: str) -> None:
-        """Check a collection's data files are whole without reading them (when cheap)."""
+        """Check a collection's data files are whole without reading them (when cheap);
+        by default nothing is cheap to check, and the lake's own reads find damage."""
+        return None
 
     def data_usage(self) -> tuple[int, int]:
         """(files, bytes) under the data path."""
@@ -80,7 +84,9 @@ class Location:
         return None
 
     def publish(self, path: str) -> None:
-        """Make a derived file (and its marker) available to other machines."""
+        """Make a derived file (and its marker) available to other machines; by default
+        the derived files are already where every process looks."""
+        return None
 
     def fetch(self, path: str, newer_than: int | None = None) -> bool:
         """Bring a published derived file to `path` (when none is there, or when the
@@ -88,7 +94,9 @@ class Location:
         return False
 
     def unpublish(self, prefix: str) -> None:
-        """Remove the published derived files whose names start with `prefix`."""
+        """Remove the published derived files whose names start with `prefix` (by default
+        none are published)."""
+        return None
 
 
 class LocalFolder(Location):
