@@ -196,6 +196,8 @@ CASES = [
     "",
     "   \t\n",
     "the and of to",
+    # ASCII separators Python's split knows (\x1c-\x1f), controls and DEL, in the batch's byte table
+    "unit\x1fsep\x1erec\x1dgrp\x1cfile tab\tvt\x0bff\x0cnul\x00del\x7fend ~`!@#$%^&*()-+={}[]|\\:;\"'<>,.?/ Zz09_",
 ]
 
 

@@ -22,6 +22,8 @@ from typing import Any
 
 import mmh3
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from vecduck.api.types import SparseVector
 
@@ -101,6 +103,41 @@ def _tokens(text: str) -> list[str]:
     """Lowercased raw tokens, before stopword, length and stemming filters."""
     return _NON_WORD.sub(" ", text).lower().split()
 
+
+# One byte-to-byte table does the ASCII half of `_tokens`: a word character (Python's \w
+# within ASCII) maps to its lowercase, any other ASCII byte to a space. Bytes of other
+# characters map to themselves; their texts are tokenized by Python's own rules.
+_ASCII_TOKEN_TABLE = bytes(
+    (ord(chr(b).lower()) if chr(b).isalnum() or chr(b) == "_" else 32) if b < 128 else b for b in range(256)
+)
+
+
+def _token_rows(texts: Sequence[str | None]) -> tuple[np.ndarray, pa.Array]:
+    """The raw tokens of a batch with the row each came from, exactly as :func:`_tokens`
+    splits them. The ASCII texts (most) are translated in one pass over the batch's
+    Arrow string buffer and split by Arrow; others by Python's Unicode rules."""
+    array = pa.array(texts, pa.string())
+    validity, offsets, data = array.buffers()
+    if data is not None and data.size:
+        data = pa.py_buffer(data.to_pybytes().translate(_ASCII_TOKEN_TABLE))
+    spaced = pa.StringArray.from_buffers(len(array), offsets, data, validity, array.null_count)
+    lists = pc.ascii_split_whitespace(spaced)
+    row = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False).astype(np.int64)
+    tokens = pc.list_flatten(lists)
+    # Arrow keeps the empty strings around leading and trailing spaces; Python's split does not
+    keep = pc.not_equal(pc.binary_length(tokens), 0).to_numpy(zero_copy_only=False)
+    others = np.flatnonzero(~pc.fill_null(pc.string_is_ascii(array), True).to_numpy(zero_copy_only=False))
+    if len(others):
+        ascii_row = np.ones(len(array), dtype=bool)
+        ascii_row[others] = False
+        keep &= ascii_row[row]
+    row, tokens = row[keep], tokens.filter(pa.array(keep))
+    if len(others):
+        other_tokens = [_tokens(texts[i]) if texts[i] else [] for i in others]
+        counts = np.fromiter(map(len, other_tokens), dtype=np.int64, count=len(others))
+        row = np.concatenate([row, np.repeat(others.astype(np.int64), counts)])
+        tokens = pa.concat_arrays([tokens, pa.array(list(chain.from_iterable(other_tokens)), pa.string())])
+    return row, tokens
 
 class ChromaBm25EmbeddingFunction:
     """BM25 sparse vectors equal to chromadb's ``ChromaBm25EmbeddingFunction``.
@@ -212,11 +249,11 @@ class ChromaBm25EmbeddingFunction:
         and weighting are vectorised over the batch (no per-row objects), for ingestion.
         """
         n = len(texts)
-        sub = _NON_WORD.sub  # _tokens inlined: this loop is most of a warm batch's time
-        rows = [sub(" ", text).lower().split() if text else [] for text in texts]
-        flat = self._indices(list(chain.from_iterable(rows)))
-        index = np.array(flat, dtype=np.int64)
-        row = np.repeat(np.arange(n, dtype=np.int64), np.fromiter(map(len, rows), dtype=np.int64, count=n))
+        row, tokens = _token_rows(texts)
+        # each distinct token of the batch is looked up once, then spread back by position
+        encoded = tokens.dictionary_encode()
+        by_token = np.array(self._indices(encoded.dictionary.to_pylist()), dtype=np.int64)
+        index = by_token[encoded.indices.to_numpy(zero_copy_only=False)]
         keep = index >= 0
         index, row = index[keep], row[keep]
         offsets = np.zeros(n + 1, dtype=np.int64)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from itertools import chain
 
+import numpy as np
 import pyarrow as pa
 
 from vecduck.errors import InvalidArgumentError
@@ -89,8 +91,8 @@ def value_kind(value: object) -> str:
         return kind
     if kind == "float" and math.isfinite(value):  # type: ignore[arg-type]
         return kind
-    if type(value).__name__ == "SparseVector":
-        return "sparse"
+    if type(value).__name__ == "SparseVector" or (type(value) is dict and value.get("#type") == "sparse_vector"):
+        return "sparse"  # an object, or its stored form (metadata read back from the table's JSON)
     if isinstance(value, list):
         if not value:
             raise InvalidArgumentError("Metadata lists cannot be empty")
@@ -109,6 +111,8 @@ def column_value(value: object, kind: str) -> object:
     if kind == "float[]":
         return [float(v) for v in value]  # type: ignore[union-attr]
     if kind == "sparse":
+        if type(value) is dict:  # the stored form: chromadb's transport dict
+            return {"indices": value["indices"], "values": value["values"], "labels": value.get("tokens")}
         return {"indices": value.indices, "values": value.values, "labels": value.labels}  # type: ignore[attr-defined]
     return value
 
@@ -149,5 +153,32 @@ def typed_columns(metadatas: list[Mapping[str, object] | None], column_map: Colu
             column = values.get((key, kind))
             if column is None:
                 column = values[(key, kind)] = [None] * n
-            column[row] = column_value(value, kind) if kind in ("float[]", "sparse") else value
-    return {column_map[pair]: pa.array(column, type=ARROW_TYPES[pair[1]]) for pair, column in values.items()}
+            column[row] = [float(v) for v in value] if kind == "float[]" else value  # type: ignore[union-attr]
+    return {
+        column_map[pair]: sparse_array(column) if pair[1] == "sparse" else pa.array(column, type=ARROW_TYPES[pair[1]])
+        for pair, column in values.items()
+    }
+
+
+def _sparse_fields(value: object) -> tuple[list[int], list[float], list[str] | None]:
+    if type(value) is dict:  # the stored form: chromadb's transport dict
+        return value["indices"], value["values"], value.get("tokens")
+    return value.indices, value.values, value.labels  # type: ignore[attr-defined]
+
+
+def sparse_array(vectors: list[object]) -> pa.StructArray:
+    """The sparse column of a batch (SparseVector objects, their stored dicts, or None),
+    built from the vectors' concatenated lists rather than one Arrow struct per row."""
+    fields = [None if vector is None else _sparse_fields(vector) for vector in vectors]
+    present = [f for f in fields if f is not None]
+    lengths = np.fromiter((len(f[0]) if f is not None else 0 for f in fields), dtype=np.int32, count=len(fields))
+    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths, dtype=np.int32)]), pa.int32())
+    indices = pa.array(list(chain.from_iterable(f[0] for f in present)), pa.uint32())
+    weights = pa.array(list(chain.from_iterable(f[1] for f in present)), pa.float32())
+    labels = pa.array([None if f is None else f[2] for f in fields], pa.list_(pa.string()))
+    mask = pa.array([f is None for f in fields])
+    return pa.StructArray.from_arrays(
+        [pa.ListArray.from_arrays(offsets, indices), pa.ListArray.from_arrays(offsets, weights), labels],
+        fields=list(ARROW_TYPES["sparse"]),
+        mask=mask,
+    )

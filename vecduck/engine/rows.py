@@ -89,14 +89,16 @@ def revive_sparse(metadata: dict[str, object] | None) -> dict[str, object] | Non
     return metadata
 
 
-def load_metadata(text: str | bytes | None) -> dict[str, object] | None:
+def load_metadata(text: str | bytes | None, revive: bool = True) -> dict[str, object] | None:
+    """Decoded metadata JSON, sparse vectors as SparseVector objects (or, without `revive`,
+    in their stored tagged-dict form)."""
     if text is None:
         return None
     try:
         decoded = orjson.loads(text)
     except orjson.JSONDecodeError:  # integers beyond 64 bits, which only json reads
         decoded = json.loads(text)
-    if (SPARSE_TAG if isinstance(text, str) else SPARSE_TAG.encode()) in text:
+    if revive and (SPARSE_TAG if isinstance(text, str) else SPARSE_TAG.encode()) in text:
         revive_sparse(decoded)
     return decoded
 
@@ -106,23 +108,26 @@ BULK_DECODE_MIN = 64
 BULK_DECODE_CHUNK = 65_536
 
 
-def load_metadata_column(column: pa.ChunkedArray | pa.Array) -> list[dict[str, object] | None]:
-    """Decode a column of metadata JSON texts.
+def load_metadata_column(
+    column: pa.ChunkedArray | pa.Array, revive: bool = True
+) -> list[dict[str, object] | None]:
+    """Decode a column of metadata JSON texts; with `revive=False` sparse vectors stay in
+    their stored (tagged dict) form, which is all that typing them into columns needs.
 
     Many rows are joined by Arrow into one JSON array and parsed in one orjson call: a
     third of the time of one call per row, which dominates a large `get`.
     """
     if len(column) < BULK_DECODE_MIN:
-        return [load_metadata(text) for text in column.to_pylist()]
+        return [load_metadata(text, revive) for text in column.to_pylist()]
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    decoded = _decode_metadata_array(array)
-    if pc.any(pc.match_substring(array, SPARSE_TAG)).as_py():
+    decoded = _decode_metadata_array(array, revive)
+    if revive and pc.any(pc.match_substring(array, SPARSE_TAG)).as_py():
         for metadata in decoded:
             revive_sparse(metadata)
     return decoded
 
 
-def _decode_metadata_array(array: pa.Array) -> list[dict[str, object] | None]:
+def _decode_metadata_array(array: pa.Array, revive: bool) -> list[dict[str, object] | None]:
     decoded: list[dict[str, object] | None] = []
     for start in range(0, len(array), BULK_DECODE_CHUNK):
         chunk = array.slice(start, BULK_DECODE_CHUNK)
@@ -133,7 +138,7 @@ def _decode_metadata_array(array: pa.Array) -> list[dict[str, object] | None]:
         try:
             decoded += orjson.loads(b"[" + joined.to_pybytes() + b"]")
         except orjson.JSONDecodeError:  # integers beyond 64 bits: row by row
-            decoded += [load_metadata(text) for text in array.slice(start, BULK_DECODE_CHUNK).to_pylist()]
+            decoded += [load_metadata(text, revive) for text in array.slice(start, BULK_DECODE_CHUNK).to_pylist()]
     return decoded
 
 
@@ -206,12 +211,21 @@ def latest_per_id(tables: Sequence[pa.Table]) -> pa.Table:
     return combined.take(last.take(pc.array_sort_indices(last)))
 
 
-def with_typed_columns(rows: pa.Table, column_map: ColumnMap, keep_embedding: bool) -> pa.Table:
-    """Live rows in table shape: base columns plus one typed column per metadata (key, kind)."""
+def with_typed_columns(
+    rows: pa.Table,
+    column_map: ColumnMap,
+    keep_embedding: bool,
+    metadatas: Sequence[Mapping[str, object] | None] | None = None,
+) -> pa.Table:
+    """Live rows in table shape: base columns plus one typed column per metadata (key, kind).
+
+    `metadatas`, when the writer still holds them, are the live rows' metadata in order,
+    spared a decode of the JSON column."""
     live = rows.filter(pc.invert(rows.column("_deleted")))
-    metadatas = load_metadata_column(live.column("metadata"))
+    if metadatas is None or len(metadatas) != live.num_rows:
+        metadatas = load_metadata_column(live.column("metadata"), revive=False)
     columns = {name: live.column(name) for name in ("id", "_key", "_seq", "document", "uri", "metadata")}
     if keep_embedding:
         columns["embedding"] = live.column("embedding")
-    columns.update(typed_columns(metadatas, column_map))
+    columns.update(typed_columns(list(metadatas), column_map))
     return pa.table(columns)

@@ -550,7 +550,7 @@ class Store(ReadModel):
             if record.dimension is None:
                 record.dimension = dimension
             if not buffered:
-                self._commit_to_lake(collection_id, [rows])
+                self._commit_to_lake(collection_id, [rows], out_meta)
             self._after_write(state, rows, buffered, version, vectors)
 
     def delete(
@@ -588,8 +588,11 @@ class Store(ReadModel):
             if state.pending_rows >= FLUSH_ROWS:
                 self._commit_to_lake(state.record.id, [])
 
-    def _commit_to_lake(self, collection_id: str, extra: list[pa.Table]) -> None:
-        """Move the write buffer (and `extra` rows) into the lake in one lake transaction."""
+    def _commit_to_lake(
+        self, collection_id: str, extra: list[pa.Table], metadatas: list[dict[str, Any] | None] | None = None
+    ) -> None:
+        """Move the write buffer (and `extra` rows) into the lake in one lake transaction.
+        `metadatas`: those of one live `extra` table, as its writer holds them."""
         pending = self.registry.pending(collection_id)
         tables = [rows for _seq, rows in pending] + extra
         if not tables:
@@ -600,7 +603,8 @@ class Store(ReadModel):
         # Every row key these writes touch: a record keeps its key from add to delete (a
         # re-added id gets a new one), so the lake rows to drop are exactly those keys.
         touched = unique_keys(np.concatenate([int_column(t, "_key") for t in tables]))
-        live = with_typed_columns(latest, record.columns, keep_embedding=True)
+        known = metadatas if not pending and len(extra) == 1 else None
+        live = with_typed_columns(latest, record.columns, keep_embedding=True, metadatas=known)
         state = self._open.get(collection_id)
         if state is not None and not pending:
             state.typed = (latest, live)
