@@ -5,6 +5,11 @@ Two kinds of data set:
   are clustered; uniform noise is a worst case no real corpus has), with metadata.
 - ``sentences-<n>``: n real sentences (the standard library's docstrings, split into
   sentences) embedded with vecduck's default model (all-MiniLM-L6-v2).
+- ``descriptions-<n>``: n real one-line texts, with 1,000 more held out as queries: the
+  package descriptions of this machine's Debian package list when it has one (about
+  63,000), topped up with the first lines of installed Python packages' docstrings;
+  embedded with the default model once (cached by text) and searched with exact ties
+  counted as hits (recall_ties).
 
 Every row carries the same metadata: ``category`` (20 values), ``year`` (int, 2000-2019),
 ``score`` (float in [0, 1)), ``flag`` (bool), and a short document. The filters below
@@ -93,6 +98,13 @@ class Dataset:
             return {name: data[name] for name in data.files}
 
 
+def load(spec: str) -> Dataset:
+    """The data set a spec names: clustered-<n>, sentences-<n> or descriptions-<n>."""
+    kind, rows = spec.rsplit("-", 1)
+    makers = {"clustered": clustered, "sentences": sentences, "descriptions": descriptions}
+    return makers[kind](int(rows))
+
+
 def cache_root() -> Path:
     return Path(os.environ.get("VECDUCK_BENCH_CACHE", Path(__file__).parent / ".cache"))
 
@@ -135,6 +147,65 @@ def sentences(rows: int) -> Dataset:
         _write_meta(folder, rows, np.random.default_rng(11), documents=texts[:rows])
         _write_truth(Dataset(folder, rows))
     return Dataset(folder, rows)
+
+
+DESCRIPTION_QUERIES = 1_000
+
+
+def descriptions(rows: int) -> Dataset:
+    """Real one-line texts embedded with the default model (see the module docstring)."""
+    folder = cache_root() / f"descriptions-{rows}"
+    if not (folder / "truth.npz").exists():
+        import hybrid_data as hd
+
+        folder.mkdir(parents=True, exist_ok=True)
+        texts = _one_line_texts(rows + DESCRIPTION_QUERIES)
+        order = np.random.default_rng(13).permutation(len(texts))
+        texts = [texts[i] for i in order]
+        queries, documents = texts[:DESCRIPTION_QUERIES], texts[DESCRIPTION_QUERIES:]
+        vectors = hd.embedded(documents + queries, "one-line texts")
+        np.save(folder / "vectors.npy", vectors[:rows])
+        np.save(folder / "queries.npy", vectors[rows:])
+        _write_meta(folder, rows, np.random.default_rng(17), documents=documents)
+        _write_truth(Dataset(folder, rows))
+        (folder / "origin.txt").write_text(ONE_LINE_ORIGIN["text"])
+    return Dataset(folder, rows)
+
+
+ONE_LINE_ORIGIN = {"text": ""}
+
+
+def _one_line_texts(n: int) -> list[str]:
+    """`n` distinct one-line texts: Debian package descriptions first, then docstring summaries."""
+    import glob
+    import subprocess
+
+    seen: dict[str, None] = {}
+    for path in sorted(glob.glob("/var/lib/apt/lists/*_Packages*")):
+        command = ["lz4cat", path] if path.endswith(".lz4") else ["cat", path]
+        try:
+            text = subprocess.run(command, capture_output=True, check=True).stdout.decode("utf-8", "replace")
+        except (OSError, subprocess.CalledProcessError):
+            continue
+        for line in text.splitlines():
+            if line.startswith("Description: "):
+                seen.setdefault(line[len("Description: ") :].strip(), None)
+    debian = len(seen)
+    if len(seen) < n:
+        import hybrid_data as hd
+
+        for doc in hd.docstrings().column("doc").to_pylist():
+            first = doc.strip().split("\n", 1)[0].strip()
+            if len(first.split()) >= 3:
+                seen.setdefault(first, None)
+            if len(seen) >= n:
+                break
+    if len(seen) < n:
+        raise RuntimeError(f"only {len(seen)} distinct one-line texts, asked for {n}")
+    ONE_LINE_ORIGIN["text"] = (
+        f"{min(debian, n):,} Debian package descriptions, {max(0, n - debian):,} docstring first lines"
+    )
+    return list(seen)[:n]
 
 
 def _around(centres: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -189,7 +260,11 @@ def _write_truth(data: Dataset) -> None:
                 r = np.broadcast_to(r, (len(queries), len(r)))
             top = np.argsort(d, axis=1, kind="stable")[:, :K]
             best[name] = (np.take_along_axis(d, top, 1), np.take_along_axis(r, top, 1))
-    np.savez(data.folder / "truth.npz", **{name: rows for name, (_, rows) in best.items()})
+    np.savez(
+        data.folder / "truth.npz",
+        **{name: rows for name, (_, rows) in best.items()},
+        **{f"{name}_kth": distances[:, -1] for name, (distances, _) in best.items()},
+    )
     (data.folder / "info.json").write_text(json.dumps({"rows": data.rows, "selectivity": {
         name: float(mask.mean()) for name, mask in masks.items()}}))
 

@@ -36,21 +36,28 @@ METRICS = [
     ("frame_rows_per_s", "1. one DataFrame upsert", "rows/s", True),
     ("loop_first_add_ms", "2. first add of the loop (untimed there)", "ms", False),
     ("loop_items_per_s", "2. single-item add loop (2,000)", "items/s", True),
+    ("default_recall", "3. recall@10 at default settings (ties counted where known)", "", True),
     ("recall", "3. recall@10 (unfiltered)", "", True),
+    ("recall_ties", "3. recall@10, exact ties counted as hits", "", True),
     ("query_p50_ms", "3. query p50", "ms", False),
     ("query_p95_ms", "3. query p95", "ms", False),
     ("batch_qps", "3. batch of 200 queries", "queries/s", True),
     ("filter_1%_p50_ms", "4. filter 1%: p50", "ms", False),
     ("filter_1%_recall", "4. filter 1%: recall@10", "", True),
+    ("filter_1%_recall_ties", "4. filter 1%: recall@10, ties counted", "", True),
     ("filter_15%_p50_ms", "4. filter 15%: p50", "ms", False),
     ("filter_15%_recall", "4. filter 15%: recall@10", "", True),
+    ("filter_15%_recall_ties", "4. filter 15%: recall@10, ties counted", "", True),
     ("filter_50%_p50_ms", "4. filter 50%: p50", "ms", False),
     ("filter_50%_recall", "4. filter 50%: recall@10", "", True),
+    ("filter_50%_recall_ties", "4. filter 50%: recall@10, ties counted", "", True),
     ("get_where_ms", "5. get(where) 15%", "ms", False),
     ("count_ms", "5. count()", "ms", False),
     ("group_by_ms", "5. GROUP BY category", "ms", False),
     ("cold_open_ms", "6. cold open to first answer", "ms", False),
     ("cold_import_ms", "6. (import of the library)", "ms", False),
+    ("first_write_ms", "7. first write of a fresh process (open + one add, after the import)", "ms", False),
+    ("first_import_ms", "7. (import of the library)", "ms", False),
 ]
 
 
@@ -87,7 +94,7 @@ def bench_dataset(spec: str, systems: list[str], work: Path, repeats: int, inges
         started = time.perf_counter()
         for phase in phases:
             runs = ingest_repeats if phase in ("ingest", "frame", "loop") else (1 if phase == "query" else repeats)
-            scratch = work / f"{spec}-{system}-{phase}" if phase in ("frame", "loop") else folder
+            scratch = work / f"{spec}-{system}-{phase}" if phase in ("frame", "loop", "first") else folder
             got = [worker(phase, system, spec, scratch, repeats) for _ in range(runs)]
             figures.update(median_merge(got))
             if scratch != folder:
@@ -106,8 +113,7 @@ def bench_dataset(spec: str, systems: list[str], work: Path, repeats: int, inges
 
 
 def load(spec: str) -> ds.Dataset:
-    kind, rows = spec.rsplit("-", 1)
-    return ds.clustered(int(rows)) if kind == "clustered" else ds.sentences(int(rows))
+    return ds.load(spec)
 
 
 def fmt(value: float | None, unit: str) -> str:
@@ -139,9 +145,9 @@ def table(spec: str, results: dict[str, dict], systems: list[str]) -> str:
         if all(v is None for v in values) and not any(failed):
             continue
         ours = results.get("vecduck", {}).get(key)
-        unit_cell = unit if key != "recall" and not key.endswith("_recall") else "recall"
+        unit_cell = "recall" if "recall" in key else unit
         cells = [label, unit_cell, *("failed" if f else fmt(v, unit) for v, f in zip(values, failed, strict=True))]
-        if key.endswith("recall") or key == "cold_import_ms":
+        if "recall" in key or key in ("cold_import_ms", "first_import_ms"):
             cells += ["", ""]
         else:
             cells += [ratio(ours, results.get("chromadb", {}).get(key), higher),
@@ -188,8 +194,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="*", default=[100_000], help="clustered data set sizes")
     parser.add_argument("--sentences", type=int, default=10_000, help="real sentences (0 to skip)")
+    parser.add_argument(
+        "--descriptions", type=int, default=0, help="real one-line descriptions (0 to skip; e.g. 61666)"
+    )
     parser.add_argument("--systems", nargs="*", default=ALL, choices=ALL)
-    parser.add_argument("--phases", nargs="*", default=["ingest", "frame", "loop", "query", "cold"])
+    parser.add_argument("--phases", nargs="*", default=["ingest", "frame", "loop", "query", "cold", "first"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--ingest-repeats", type=int, default=None,
                         help="ingest runs per system (default 3, 1 from 1,000,000 rows)")
@@ -199,6 +208,7 @@ def main() -> None:
     args = parser.parse_args()
 
     specs = [f"clustered-{n}" for n in args.rows] + ([f"sentences-{args.sentences}"] if args.sentences else [])
+    specs += [f"descriptions-{args.descriptions}"] if args.descriptions else []
     work = Path(args.work or tempfile.mkdtemp(prefix="vecduck-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     sections = []

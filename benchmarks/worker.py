@@ -2,7 +2,7 @@
 
     python benchmarks/worker.py <phase> <system> <dataset> <folder> [--repeats N]
 
-phase: ingest | frame | loop | query | cold. The driver (run.py) starts one process per
+phase: ingest | frame | loop | query | cold | first. The driver (run.py) starts one process per
 phase, so each system's peak RSS and cold open are its own.
 """
 
@@ -31,8 +31,7 @@ MODULES = {"vecduck": "vecduck", "chromadb": "chromadb", "lancedb": "lancedb", "
 
 
 def load(spec: str) -> ds.Dataset:
-    kind, rows = spec.rsplit("-", 1)
-    return ds.clustered(int(rows)) if kind == "clustered" else ds.sentences(int(rows))
+    return ds.load(spec)
 
 
 def peak_rss_bytes() -> int:
@@ -50,6 +49,28 @@ def peak_rss_bytes() -> int:
 
 def recall(found: list[list[int]], truth: np.ndarray) -> float:
     hits = sum(len(set(row) & set(true.tolist())) for row, true in zip(found, truth, strict=True))
+    return hits / truth.size
+
+
+# A found row at most this far beyond the k-th true distance is an exact tie (float64 sums).
+TIE_TOLERANCE = 1e-6
+
+
+def recall_ties(found: list[list[int]], truth: np.ndarray, kth: np.ndarray, data: ds.Dataset,
+                queries: np.ndarray) -> float:
+    """Recall@k where a found row that is not in the true top k but lies exactly as close as
+    the k-th one (a duplicate text, an equal vector) counts as a hit, as any top k may hold it."""
+    hits = 0
+    unit = queries.astype(np.float64)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    for row, true, q, limit in zip(found, truth, unit, kth, strict=True):
+        true_set = set(true.tolist())
+        others = [r for r in row if r not in true_set]
+        hits += len(row) - len(others)
+        for r in others:
+            v = data.vectors(r, r + 1)[0].astype(np.float64)
+            if 1.0 - float(q @ v) / float(np.linalg.norm(v)) <= limit + TIE_TOLERANCE:
+                hits += 1
     return hits / truth.size
 
 
@@ -116,7 +137,11 @@ def phase_query(system: System, data: ds.Dataset, repeats: int) -> dict:
         system.tune(level)
         found = [system.query(q[None, :], ds.K)[0] for q in queries]
         out["recall"], out["level"] = recall(found, truth["all"]), level
-        if out["recall"] >= TARGET_RECALL:
+        if "all_kth" in truth:
+            out["recall_ties"] = recall_ties(found, truth["all"], truth["all_kth"], data, queries)
+        if level == system.levels[0]:  # the default settings' answer
+            out["default_recall"] = out.get("recall_ties", out["recall"])
+        if out.get("recall_ties", out["recall"]) >= TARGET_RECALL:
             break
     p50s, p95s = [], []
     for _ in range(repeats):
@@ -146,6 +171,10 @@ def phase_query(system: System, data: ds.Dataset, repeats: int) -> dict:
                 p50s.append(ms(times)["p50_ms"])
             out[f"filter_{name}_p50_ms"] = statistics.median(p50s)
             out[f"filter_{name}_recall"] = recall(found, truth[name][:filtered])
+            if f"{name}_kth" in truth:
+                out[f"filter_{name}_recall_ties"] = recall_ties(
+                    found, truth[name][:filtered], truth[f"{name}_kth"][:filtered], data, subset
+                )
         except NotImplementedError:
             pass
     slow_runs = 5 if repeats > 1 else 1  # one at 1,000,000 rows: chromadb's take ~40 s each
@@ -181,9 +210,28 @@ def phase_cold(system: System, data: ds.Dataset) -> dict:
     return {"cold_import_ms": 1e3 * (imported - start), "cold_open_ms": 1e3 * (done - imported)}
 
 
+def phase_first(system: System, data: ds.Dataset) -> dict:
+    """A fresh process's first write: the import, then open a new folder and add one record
+    (what a notebook's first cell pays). Nothing here touches pandas before the system does."""
+    vector = np.asarray(data.vectors(0, 1)[0], np.float32)
+    start = time.perf_counter()
+    module = MODULES.get(system.name)
+    if module:
+        importlib.import_module(module)
+    imported = time.perf_counter()
+    shutil.rmtree(system.folder, ignore_errors=True)
+    system.open(create=True)
+    system.add_one(0, vector, {"category": "cat00", "year": 2000, "score": 0.5, "flag": True}, "a first document")
+    done = time.perf_counter()
+    out = {"first_import_ms": 1e3 * (imported - start), "first_write_ms": 1e3 * (done - imported)}
+    out["first_write_pandas"] = int("pandas" in sys.modules)
+    system.close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("phase", choices=["ingest", "frame", "loop", "query", "cold"])
+    parser.add_argument("phase", choices=["ingest", "frame", "loop", "query", "cold", "first"])
     parser.add_argument("system", choices=sorted(SYSTEMS))
     parser.add_argument("dataset")
     parser.add_argument("folder")
@@ -197,6 +245,7 @@ def main() -> None:
         "loop": lambda: phase_loop(system, data),
         "query": lambda: phase_query(system, data, args.repeats),
         "cold": lambda: phase_cold(system, data),
+        "first": lambda: phase_first(system, data),
     }
     try:
         result = phases[args.phase]()

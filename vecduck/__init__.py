@@ -19,6 +19,9 @@ from vecduck.api.client import (
 from vecduck.api.collection import Collection
 from vecduck.api.types import GetResult, QueryResult, SearchResult, SparseVector
 from vecduck.engine.lake import open_readonly as duckdb_connect
+from vecduck.utils.pandas_deferral import defer_pandas_import as _defer_pandas_import
+
+_defer_pandas_import()  # before anything asks pyarrow about pandas: see the module
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

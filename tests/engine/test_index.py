@@ -13,7 +13,7 @@ def test_kept_candidate_vectors_and_mask_follow_changes(share: float) -> None:
     """The same candidate array searched again after its vectors change must see the
     change: what was derived from it is forgotten at every change of the index."""
     rng = np.random.default_rng(5)
-    vectors = rng.random((20_000, 8), dtype=np.float32)
+    vectors = rng.random((80_000, 8), dtype=np.float32)  # 30%: more candidates than EXACT_LIMIT
     index = VectorIndex(IndexSettings(dimension=8, space="l2"), None)
     keys = np.arange(len(vectors), dtype=np.int64)
     index.add(keys, vectors)

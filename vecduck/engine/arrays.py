@@ -19,14 +19,35 @@ def int_column(table: pa.Table, name: str) -> np.ndarray:
 def numpy_column(table: pa.Table, name: str, dtype: type) -> np.ndarray:
     """A primitive column without nulls as NumPy of `dtype`, zero-copy where the Arrow
     type matches (pyarrow's to_numpy and np.asarray import pandas the first time)."""
+    return as_numpy(table.column(name), dtype)
+
+
+def as_numpy(column: pa.Array | pa.ChunkedArray, dtype: type) -> np.ndarray:
+    """A primitive (or boolean) array without nulls as NumPy of `dtype`, read from its
+    buffers: zero-copy where the Arrow type matches, bits unpacked for booleans."""
     wanted = np.dtype(dtype)
-    chunks = [
-        np.frombuffer(chunk.buffers()[1], wanted, len(chunk), chunk.offset * wanted.itemsize)
-        if chunk.null_count == 0 and chunk.type == pa.from_numpy_dtype(wanted)
-        else chunk.to_numpy(zero_copy_only=False).astype(wanted)
-        for chunk in table.column(name).chunks
-    ]
-    return np.concatenate(chunks) if chunks else np.empty(0, wanted)
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    return np.concatenate([_chunk_numpy(chunk, wanted) for chunk in chunks]) if chunks else np.empty(0, wanted)
+
+
+def _chunk_numpy(chunk: pa.Array, wanted: np.dtype) -> np.ndarray:
+    if chunk.null_count:
+        return chunk.to_numpy(zero_copy_only=False).astype(wanted)
+    if chunk.type == pa.bool_():
+        bits = np.frombuffer(chunk.buffers()[1], np.uint8) if len(chunk) else np.empty(0, np.uint8)
+        unpacked = np.unpackbits(bits, bitorder="little")[chunk.offset : chunk.offset + len(chunk)]
+        return unpacked.astype(wanted)
+    stored = _NUMPY_OF.get(chunk.type)
+    if stored is not None:
+        values = np.frombuffer(chunk.buffers()[1], stored, len(chunk), chunk.offset * stored.itemsize)
+        return values if stored == wanted else values.astype(wanted)
+    return chunk.to_numpy(zero_copy_only=False).astype(wanted)
+
+
+_NUMPY_OF = {
+    pa.from_numpy_dtype(np.dtype(name)): np.dtype(name)
+    for name in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64")
+}
 
 
 ARROW_TYPES = {np.dtype(np.int32): pa.int32(), np.dtype(np.int64): pa.int64(), np.dtype(np.float32): pa.float32()}

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vecduck.engine import sidecar
-from vecduck.engine.arrays import int_column, unique_keys
+from vecduck.engine.arrays import int_column, numpy_column, unique_keys
 from vecduck.engine.columns import BASE_COLUMNS, SQL_TYPES
 from vecduck.engine.filters import filter_sql, regexes_in, where_sql
 from vecduck.engine.index import IndexSettings, VectorIndex, prefetch_digest
@@ -309,7 +309,7 @@ class ReadModel:
                 )
             finally:
                 lake.unregister("_vecduck_need")
-            keys = table.column("_key").to_numpy()
+            keys = int_column(table, "_key")
             index.add(keys, embeddings_matrix(table.column("embedding"), index.settings.dimension))
 
     def _column_keys(self, state: OpenCollection, sql: str, params: list[Any] | None = None) -> np.ndarray:
@@ -370,10 +370,10 @@ class ReadModel:
             state.index = VectorIndex(
                 hnsw_settings(state.record), self._index_path(state.record.id), sync=self.durability == "fsync"
             )
-        deleted = rows.column("_deleted").to_numpy(zero_copy_only=False)
+        deleted = numpy_column(rows, "_deleted", np.bool_)
         if state.index is not None:
-            state.index.remove(rows.column("_key").to_numpy(zero_copy_only=False)[deleted])
-            alive = rows.filter(pa.array(~deleted)) if deleted.any() else rows
+            state.index.remove(int_column(rows, "_key")[deleted])
+            alive = rows.filter(pa.array(~deleted, pa.bool_())) if deleted.any() else rows
             if alive.num_rows:
                 if vectors is None or alive is not rows:
                     vectors = embeddings_matrix(alive.column("embedding"), state.index.settings.dimension)
@@ -393,7 +393,7 @@ class ReadModel:
             ):
                 state.unapplied_rows[record_id] = None if is_deleted else (key, document, uri, load_metadata(metadata))
                 state.recent_ids.add(record_id)
-        state.applied_seq = max(state.applied_seq, int(rows.column("_seq").to_numpy().max()))
+        state.applied_seq = max(state.applied_seq, int(int_column(rows, "_seq").max()))
 
     def _materialize(self, state: OpenCollection) -> None:
         """Bring the rows (and the mirror, once built) up to date with every applied write."""
@@ -402,7 +402,7 @@ class ReadModel:
         # A deleted key never comes back (a re-added id gets a new key), so every
         # tombstone's key goes, even where a later write of the same id follows it.
         deleted = np.concatenate(
-            [t.column("_key").to_numpy()[t.column("_deleted").to_numpy(zero_copy_only=False)] for t in state.unapplied]
+            [int_column(t, "_key")[numpy_column(t, "_deleted", np.bool_)] for t in state.unapplied]
         )
         state.filter_cache.clear()
         typed = state.typed

@@ -16,7 +16,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vecduck.engine.arrays import numeric_array
+from vecduck.engine.arrays import as_numpy, numeric_array
 from vecduck.engine.columns import ColumnMap, typed_columns
 
 RESOLVED_SCHEMA = pa.schema(
@@ -162,7 +162,7 @@ def resolved_table(
             string_array(documents),
             string_array(uris),
             string_array([dump_metadata(m) for m in metadatas]),
-            pa.repeat(False, n),
+            pa.repeat(pa.scalar(False, pa.bool_()), n),
         ],
         schema=RESOLVED_SCHEMA,
     )
@@ -187,7 +187,7 @@ def tombstones(ids: Sequence[str], keys: Sequence[int] | np.ndarray, seq: int) -
             "document": pa.nulls(n, pa.string()),
             "uri": pa.nulls(n, pa.string()),
             "metadata": pa.nulls(n, pa.string()),
-            "_deleted": pa.repeat(True, n),
+            "_deleted": pa.repeat(pa.scalar(True, pa.bool_()), n),
         },
         schema=RESOLVED_SCHEMA,
     )
@@ -200,15 +200,12 @@ def latest_per_id(tables: Sequence[pa.Table]) -> pa.Table:
     combined = pa.concat_tables(tables)
     if combined.num_rows <= 1:
         return combined
-    positions = pa.array(np.arange(combined.num_rows, dtype=np.int64))
-    last = (
-        pa.table({"id": combined.column("id"), "pos": positions})
-        .group_by("id", use_threads=False)
-        .aggregate([("pos", "max")])
-        .column("pos_max")
-    )
-    # Row positions of each id's last row, in write order.
-    return combined.take(last.take(pc.array_sort_indices(last)))
+    # each id's last position, by NumPy over the ids' dictionary codes (Arrow's group_by
+    # would load pyarrow.dataset, and with it pandas, into a process that has neither)
+    codes = combined.column("id").combine_chunks().dictionary_encode()
+    last = np.full(len(codes.dictionary), -1, np.int64)
+    np.maximum.at(last, as_numpy(codes.indices, np.int64), np.arange(combined.num_rows, dtype=np.int64))
+    return combined.take(numeric_array(np.sort(last)))  # in write order
 
 
 def with_typed_columns(

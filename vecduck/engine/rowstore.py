@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from vecduck.engine import sidecar
-from vecduck.engine.arrays import int_column, positions_array
+from vecduck.engine.arrays import as_numpy, int_column, positions_array
 
 # The tail of recent chunks is merged into the base once it holds this share of it.
 MERGE_SHARE = 8
@@ -52,7 +52,7 @@ class StringViews:
                 raise TypeError(f"{name} is not a string column")
             _validity, offsets, data = array.buffers()
             starts = np.frombuffer(offsets, width, len(array) + 1, array.offset * np.dtype(width).itemsize)
-            valid = None if array.null_count == 0 else np.asarray(array.is_valid())
+            valid = None if array.null_count == 0 else as_numpy(array.is_valid(), np.bool_)
             found = (starts, memoryview(data) if data is not None else memoryview(b""), valid)
             self._columns[name] = found
         return found
