@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 import vecduck
-from vecduck.engine.index import AUTO_EF, EF_LADDER, IndexSettings, VectorIndex
+from vecduck.engine.index import (
+    AUTO_EF,
+    CALIBRATION_QUERIES,
+    CALIBRATION_TARGET,
+    EF_LADDER,
+    IndexSettings,
+    VectorIndex,
+)
 
 K = 10
 
@@ -70,7 +77,7 @@ def test_calibration_follows_the_rule() -> None:
     chosen = index.calibrated_ef
     assert chosen in EF_LADDER and index.index.expansion_search == max(AUTO_EF, chosen)
 
-    sample = np.sort(np.random.default_rng(len(keys)).choice(len(keys), 100, replace=False))
+    sample = np.sort(np.random.default_rng(len(keys)).choice(len(keys), CALIBRATION_QUERIES, replace=False))
     distances = 1.0 - vectors[sample].astype(np.float64) @ vectors.astype(np.float64).T
     distances[np.arange(len(sample)), sample] = np.inf  # each query left out of its own answer
     truth = np.argsort(distances, axis=1, kind="stable")[:, :K]
@@ -78,13 +85,13 @@ def test_calibration_follows_the_rule() -> None:
     def recall_at(ef: int) -> float:
         index.index.expansion_search = ef
         got = index.index.search(vectors[sample], K + 1)
-        rows = [[int(key) for key in got.keys[r][: got.counts[r]] if key != sample[r]][:K] for r in range(100)]
+        rows = [[int(key) for key in got.keys[r][: got.counts[r]] if key != sample[r]][:K] for r in range(len(sample))]
         return recall(rows, truth)
 
-    assert recall_at(chosen) >= 0.99
+    assert recall_at(chosen) >= CALIBRATION_TARGET - 0.002
     smaller = [ef for ef in EF_LADDER if ef < chosen]
     if smaller:
-        assert recall_at(smaller[-1]) < 0.999
+        assert recall_at(smaller[-1]) < CALIBRATION_TARGET + 0.002
 
 
 @pytest.mark.parametrize("ef_search", [16, 400])
