@@ -32,9 +32,9 @@ METRICS = {"l2": "l2sq", "cosine": "cos", "ip": "ip"}
 # since it was built on the same distances.
 UNIT_TOLERANCE = 1e-6
 # A query is answered exactly (brute force) when its candidates are this few, or
-# (filtered) at most EXACT_LIMIT: one pass over the filter's gathered vectors costs about
-# a millisecond there and misses nothing, where HNSW's post-filtered answer loses recall
-# at mid selectivity. Larger filters go through HNSW.
+# (filtered) at most EXACT_LIMIT whose vectors fit CANDIDATE_BYTES: one pass over the
+# filter's gathered vectors costs about a millisecond there and misses nothing, where
+# HNSW's post-filtered answer loses recall at mid selectivity. Larger filters go through HNSW.
 EXACT_SMALL = 2_000
 EXACT_LIMIT = 20_000
 # chromadb's default ef_search. Left there, the search width is "auto": calibrated on the
@@ -556,7 +556,7 @@ class VectorIndex:
         k = min(k, total)
         if k == 0:
             return [(np.empty(0, np.int64), np.empty(0, np.float32)) for _ in queries]
-        if total <= EXACT_SMALL or (candidates is not None and total <= EXACT_LIMIT):
+        if total <= EXACT_SMALL or (candidates is not None and total <= self._exact_limit()):
             if candidates is None:
                 return self.exact(queries, self.keys(), k)
             return self.exact(queries, candidates, k, *self._candidate_vectors(candidates))
@@ -564,6 +564,12 @@ class VectorIndex:
         if candidates is None and len(queries) > 1:
             return self._hnsw_batch(queries, k)
         return [self._hnsw_one(query, k, candidates) for query in queries]
+
+    def _exact_limit(self) -> int:
+        """Most candidates searched exactly: EXACT_LIMIT, and no more than fit the kept
+        gathered vectors (a filter's vectors gathered again at every query cost more than
+        the graph search)."""
+        return min(EXACT_LIMIT, CANDIDATE_BYTES // (4 * self.settings.dimension))
 
     def _hnsw_batch(self, queries: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Unfiltered queries in one usearch call, on every core."""
