@@ -264,15 +264,19 @@ class VectorIndex:
             "calibrated_ef": self.calibrated_ef,
             "calibrated_size": self.calibrated_size,
         }
+        self._write_marker(marker)
+        self.changes_since_save = 0
+        if self._tracking:
+            self._map_file()
+
+    def _write_marker(self, marker: dict[str, object]) -> None:
+        """The marker beside the index file, replaced atomically (fsynced when the folder asks)."""
         marker_tmp = private_tmp(self._marker_path())
         with open(marker_tmp, "w") as f:
             json.dump(marker, f)
         if self.sync:
             _fsync(marker_tmp)
         os.replace(marker_tmp, self._marker_path())
-        self.changes_since_save = 0
-        if self._tracking:
-            self._map_file()
 
     def discard_files(self) -> None:
         if self.path is None:
@@ -363,12 +367,7 @@ class VectorIndex:
             if marker.get("count") != len(self.index):
                 return
             marker["calibrated_ef"], marker["calibrated_size"] = self.calibrated_ef, self.calibrated_size
-            marker_tmp = private_tmp(self._marker_path())
-            with open(marker_tmp, "w") as f:
-                json.dump(marker, f)
-            if self.sync:
-                _fsync(marker_tmp)
-            os.replace(marker_tmp, self._marker_path())
+            self._write_marker(marker)
         except (OSError, ValueError):
             pass  # only a saving: the next process calibrates again
 
