@@ -38,6 +38,8 @@ def test_first_writes_and_query_leave_pandas_unimported(tmp_path: Path) -> None:
         col.add(ids=["a", "b"], embeddings=[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
                 documents=["x", "y"], metadatas=[{"k": 1}, {"k": "two"}])
         col.add(ids=["c"], embeddings=[[0.0, 0.0, 1.0]], metadatas=[{"k": 2.5}])
+        for i in range(1_050):  # past the read model's batching of single writes (1,000)
+            col.add(ids=[f"n{i}"], embeddings=[[0.0, 0.001 * i, -1.0]], metadatas=[{"m": i, "s": "x"}])
         after_add = "pandas" in sys.modules
         found = col.query(query_embeddings=[[0.9, 0.1, 0.0]], n_results=2)["ids"]
         after_query = "pandas" in sys.modules

@@ -132,9 +132,9 @@ def _decode_metadata_array(array: pa.Array, revive: bool) -> list[dict[str, obje
     for start in range(0, len(array), BULK_DECODE_CHUNK):
         chunk = array.slice(start, BULK_DECODE_CHUNK)
         if chunk.null_count:
-            chunk = pc.fill_null(chunk, "null")
+            chunk = pc.fill_null(chunk, pa.scalar("null", pa.string()))  # typed: no pandas import
         one_list = pa.ListArray.from_arrays(pa.array([0, len(chunk)], pa.int32()), chunk)
-        joined = pc.binary_join(one_list, ",")[0].as_buffer()
+        joined = pc.binary_join(one_list, pa.scalar(",", pa.string()))[0].as_buffer()
         try:
             decoded += orjson.loads(b"[" + joined.to_pybytes() + b"]")
         except orjson.JSONDecodeError:  # integers beyond 64 bits: row by row
