@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vecduck.api.types import SparseVector
+from vecduck.engine.arrays import as_numpy
 
 __all__ = ["DEFAULT_CHROMA_BM25_STOPWORDS", "ChromaBm25EmbeddingFunction"]
 
@@ -122,15 +123,14 @@ def _token_rows(texts: Sequence[str | None]) -> tuple[np.ndarray, pa.Array]:
         data = pa.py_buffer(data.to_pybytes().translate(_ASCII_TOKEN_TABLE))
     spaced = pa.StringArray.from_buffers(len(array), offsets, data, validity, array.null_count)
     lists = pc.ascii_split_whitespace(spaced)
-    row = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False).astype(np.int64)
+    row = as_numpy(pc.list_parent_indices(lists), np.int64)
     tokens = pc.list_flatten(lists)
     # Arrow keeps the empty strings around leading and trailing spaces; Python's split does not
-    keep = pc.not_equal(pc.binary_length(tokens), 0).to_numpy(zero_copy_only=False)
-    others = np.flatnonzero(~pc.fill_null(pc.string_is_ascii(array), True).to_numpy(zero_copy_only=False))
+    keep = as_numpy(pc.not_equal(pc.binary_length(tokens), 0), np.bool_)
+    ascii_rows = as_numpy(pc.fill_null(pc.string_is_ascii(array), True), np.bool_)
+    others = np.flatnonzero(~ascii_rows)
     if len(others):
-        ascii_row = np.ones(len(array), dtype=bool)
-        ascii_row[others] = False
-        keep &= ascii_row[row]
+        keep &= ascii_rows[row]
     row, tokens = row[keep], tokens.filter(pa.array(keep))
     if len(others):
         other_tokens = [_tokens(texts[i]) if texts[i] else [] for i in others]
@@ -253,7 +253,7 @@ class ChromaBm25EmbeddingFunction:
         # each distinct token of the batch is looked up once, then spread back by position
         encoded = tokens.dictionary_encode()
         by_token = np.array(self._indices(encoded.dictionary.to_pylist()), dtype=np.int64)
-        index = by_token[encoded.indices.to_numpy(zero_copy_only=False)]
+        index = by_token[as_numpy(encoded.indices, np.int64)]
         keep = index >= 0
         index, row = index[keep], row[keep]
         offsets = np.zeros(n + 1, dtype=np.int64)

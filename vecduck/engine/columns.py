@@ -111,9 +111,8 @@ def column_value(value: object, kind: str) -> object:
     if kind == "float[]":
         return [float(v) for v in value]  # type: ignore[union-attr]
     if kind == "sparse":
-        if type(value) is dict:  # the stored form: chromadb's transport dict
-            return {"indices": value["indices"], "values": value["values"], "labels": value.get("tokens")}
-        return {"indices": value.indices, "values": value.values, "labels": value.labels}  # type: ignore[attr-defined]
+        indices, values, labels = _sparse_fields(value)
+        return {"indices": indices, "values": values, "labels": labels}
     return value
 
 
@@ -153,7 +152,7 @@ def typed_columns(metadatas: list[Mapping[str, object] | None], column_map: Colu
             column = values.get((key, kind))
             if column is None:
                 column = values[(key, kind)] = [None] * n
-            column[row] = [float(v) for v in value] if kind == "float[]" else value  # type: ignore[union-attr]
+            column[row] = column_value(value, kind) if kind == "float[]" else value  # sparse: sparse_array reads it
     return {
         column_map[pair]: sparse_array(column) if pair[1] == "sparse" else pa.array(column, type=ARROW_TYPES[pair[1]])
         for pair, column in values.items()
