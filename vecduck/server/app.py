@@ -344,7 +344,7 @@ def serve(
         host=host,
         port=port,
         log_level=log_level,
-        http="h11",
+        http="h11",  # httptools answers extension methods (BREW) with a plain-text 400 itself
         ws="none",
         lifespan="on",
         server_header=False,

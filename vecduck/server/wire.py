@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import math
 from typing import Any
 
 import numpy as np
+import orjson
 
 from vecduck.api.indexing import reported_schema
 from vecduck.api.types import INCLUDE_ITEMS
@@ -34,8 +36,35 @@ def _no_constant(name: str) -> Any:
     raise InvalidArgumentError(f"Failed to parse the request body as JSON: {name} is not valid JSON")
 
 
+# Digits as "0", "." kept, everything else a space: a run of 20 digits is then a bytes.find
+# (a regex for one costs as much as the standard library's whole parse).
+_DIGIT_SHAPES = bytes(0x30 if 0x30 <= c <= 0x39 else c if c == 0x2E else 0x20 for c in range(256))
+_LONG_RUN = b"0" * 20
+
+
+def _long_integer(body: bytes) -> bool:
+    """True if the body has a run of 20 or more digits that is not a fraction's: an integer
+    that may not fit 64 bits (fractions of 20 digits are common, e.g. 0.00012345678901234567)."""
+    shapes = body.translate(_DIGIT_SHAPES)
+    start = shapes.find(_LONG_RUN)
+    while start != -1:
+        if start == 0 or shapes[start - 1] != 0x2E:
+            return True
+        end = len(shapes) - len(shapes[start:].lstrip(b"0"))  # past this fraction's digits
+        start = shapes.find(_LONG_RUN, end)
+    return False
+
+
 def parse_json(body: bytes) -> Any:
-    """The decoded body; malformed JSON is a 400 as in Chroma."""
+    """The decoded body; malformed JSON is a 400 as in Chroma.
+
+    orjson reads a 384-float add several times faster than the standard library. What it
+    refuses (NaN and Infinity, lone surrogates, deep nesting) goes to the standard library,
+    which decides as before: the same values, the same errors. So does a body with a run of
+    20 or more digits: orjson reads an integer beyond 64 bits as a float."""
+    if not _long_integer(body):
+        with contextlib.suppress(orjson.JSONDecodeError):
+            return orjson.loads(body)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
