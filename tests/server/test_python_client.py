@@ -222,3 +222,32 @@ def test_many_clients_at_once(server: Server) -> None:
     assert not failures, failures
     assert setup.get_collection("parallel", embedding_function=None).count() == 8 * 5 * 20
     setup.delete_collection("parallel")
+
+
+def test_record_calls_follow_changes_made_elsewhere(chroma: Any, strict_server: Server) -> None:
+    """The server keeps a collection it has looked up for record calls: a delete, a rename or
+    new records from another process on the same folder still show at its next call."""
+    served = chroma.create_collection("elsewhere-a", embedding_function=None)
+    served.add(ids=["a"], embeddings=[[1.0, 0.0]])
+    assert served.count() == 1
+    elsewhere = vecduck.PersistentClient(str(strict_server.path))
+    try:
+        mine = elsewhere.get_collection("elsewhere-a")
+        mine.add(ids=["b"], embeddings=[[0.0, 1.0]])
+        mine.modify(name="elsewhere-b", metadata={"moved": True})
+        assert served.count() == 2
+        assert served.get(ids=["b"], include=["embeddings"])["embeddings"][0].tolist() == [0.0, 1.0]
+        renamed = chroma.get_collection("elsewhere-b", embedding_function=None)
+        assert renamed.id == served.id and renamed.metadata == {"moved": True}
+        elsewhere.delete_collection("elsewhere-b")
+    finally:
+        elsewhere.close()
+    for call in (
+        lambda: served.count(),
+        lambda: served.add(ids=["c"], embeddings=[[1.0, 1.0]]),
+        lambda: served.get(),
+        lambda: served.query(query_embeddings=[[1.0, 0.0]], n_results=1),
+        lambda: served.delete(ids=["a"]),
+    ):
+        with pytest.raises(chromadb.errors.NotFoundError):
+            call()

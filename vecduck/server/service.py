@@ -32,6 +32,7 @@ from vecduck.server.access import identity_of
 
 # The size of a typical record in a write request, for the batch size the server advertises.
 RECORD_BYTES = 2_048
+FOUND_KEPT = 1_024  # collections kept looked up for record calls (`Service._records`)
 
 
 class HttpError(ChromaError):
@@ -57,6 +58,8 @@ class Service:
         self.client = client
         self.allow_reset = allow_reset
         self.max_body_bytes = max_body_bytes
+        # Collections found by (tenant, database, id), for record calls (see `_records`)
+        self._found: dict[tuple[str, str, str], Collection] = {}
 
     # -- server ---------------------------------------------------------------------------
     def heartbeat(self) -> dict[str, int]:
@@ -97,6 +100,7 @@ class Service:
     def reset(self) -> bool:
         if not self.allow_reset:
             raise HttpError(403, "ChromaError", "Reset is disabled by config")
+        self._found.clear()
         return self.client.reset()  # the client is opened with allow_reset=self.allow_reset
 
     # -- tenants and databases ----------------------------------------------------------------
@@ -207,10 +211,28 @@ class Service:
             raise NotFoundError(f"Collection [{collection_id}] does not exist")
         return collection
 
+    def _records(self, tenant: str, database: str, collection_id: str) -> Collection:
+        """The collection for a call on its records, looked up once and then kept.
+
+        A lookup costs a registry read (two PostgreSQL round trips on a shared lake) at every
+        add. Record calls need only the collection's id and its fixed parts (tenant, database,
+        schema): the store checks at each call that the collection still exists, caught up
+        with every process's commits, and answers NotFoundError when it was deleted anywhere.
+        Calls that answer the collection itself (its name, metadata, configuration) read it
+        fresh through `_collection`."""
+        key = (tenant, database, collection_id)
+        found = self._found.get(key)
+        if found is None:
+            found = self._collection(tenant, database, collection_id)
+            if len(self._found) >= FOUND_KEPT:
+                self._found.pop(next(iter(self._found)))
+            self._found[key] = found
+        return found
+
     # -- records ----------------------------------------------------------------------------
     def write(self, tenant: str, database: str, collection_id: str, mode: str, body: Any) -> dict[str, Any]:
         """add / upsert / update: repeated ids keep their last record, as Chroma's server does."""
-        collection = self._collection(tenant, database, collection_id)
+        collection = self._records(tenant, database, collection_id)
         body = wire.body_object(body)
         ids = wire.ids_field(body, required=mode != "add")
         embeddings = wire.embeddings_field(body, "embeddings", nullable_items=mode == "update")
@@ -231,7 +253,7 @@ class Service:
         return {}
 
     def get(self, tenant: str, database: str, collection_id: str, body: Any) -> dict[str, Any]:
-        collection = self._collection(tenant, database, collection_id)
+        collection = self._records(tenant, database, collection_id)
         body = wire.body_object(body)
         include = wire.include_field(body, wire.GET_INCLUDE_DEFAULT)
         result = collection._get(
@@ -245,7 +267,7 @@ class Service:
         return wire.get_response(result, include)
 
     def query(self, tenant: str, database: str, collection_id: str, body: Any) -> dict[str, Any]:
-        collection = self._collection(tenant, database, collection_id)
+        collection = self._records(tenant, database, collection_id)
         body = wire.body_object(body)
         include = wire.include_field(body, wire.QUERY_INCLUDE_DEFAULT)
         queries = wire.embeddings_field(body, "query_embeddings", nullable_items=False)
@@ -270,7 +292,7 @@ class Service:
         return wire.query_response(result, include)
 
     def delete(self, tenant: str, database: str, collection_id: str, body: Any) -> dict[str, int]:
-        collection = self._collection(tenant, database, collection_id)
+        collection = self._records(tenant, database, collection_id)
         body = wire.body_object(body)
         ids = wire.ids_field(body, required=False)
         where = wire.dict_field(body, "where")
@@ -282,7 +304,7 @@ class Service:
 
     def search(self, tenant: str, database: str, collection_id: str, body: Any) -> dict[str, Any]:
         """Chroma's Search API: `{"searches": [...], "read_level": ...}`."""
-        collection = self._collection(tenant, database, collection_id)
+        collection = self._records(tenant, database, collection_id)
         body = wire.body_object(body)
         searches = body.get("searches")
         if not isinstance(searches, list):
@@ -293,7 +315,7 @@ class Service:
         return dict(collection._search(searches, "index_and_wal" if level is None else level))
 
     def fork(self, tenant: str, database: str, collection_id: str, body: Any) -> dict[str, Any]:
-        collection = self._collection(tenant, database, collection_id)
+        collection = self._records(tenant, database, collection_id)
         new_name = wire.body_object(body).get("new_name")
         if not isinstance(new_name, str):
             raise wire.SchemaError(
@@ -303,14 +325,14 @@ class Service:
         return wire.collection_json(Collection(self.client, collection._fork(new_name), None))
 
     def fork_count(self, tenant: str, database: str, collection_id: str) -> dict[str, int]:
-        return {"count": self._collection(tenant, database, collection_id).fork_count()}
+        return {"count": self._records(tenant, database, collection_id).fork_count()}
 
     def indexing_status(self, tenant: str, database: str, collection_id: str) -> dict[str, Any]:
-        return dataclasses.asdict(self._collection(tenant, database, collection_id).get_indexing_status())
+        return dataclasses.asdict(self._records(tenant, database, collection_id).get_indexing_status())
 
     def count(self, tenant: str, database: str, collection_id: str, level: str | None) -> int:
         wire.read_level(level)
-        return self._collection(tenant, database, collection_id).count()
+        return self._records(tenant, database, collection_id).count()
 
 
 def _query_int(value: str | None, name: str) -> int | None:
