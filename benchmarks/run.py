@@ -32,6 +32,7 @@ ALL = ["vecduck", "chromadb", "lancedb", "usearch", "numpy"]
 METRICS = [
     ("rows_per_s", "1. ingest, batches of 5,000", "rows/s", True),
     ("peak_rss", "1. ingest peak RSS", "MB", False),
+    ("load_rss_ratio", "1. ingest peak RSS above the process's before the load, / raw vector bytes", "x", False),
     ("disk_bytes", "1. disk per vector", "bytes", False),
     ("frame_rows_per_s", "1. one DataFrame upsert", "rows/s", True),
     ("loop_first_add_ms", "2. first add of the loop (untimed there)", "ms", False),
@@ -103,6 +104,8 @@ def bench_dataset(spec: str, systems: list[str], work: Path, repeats: int, inges
             figures.pop("rows_per_s", None)  # its "ingest" is a file copy
         if "disk_bytes" in figures:
             figures["disk_bytes"] = figures["disk_bytes"] / data.rows
+        if "peak_rss" in figures and "rss_before_load" in figures:
+            figures["load_rss_ratio"] = (figures["peak_rss"] - figures.pop("rss_before_load")) / (data.rows * ds.DIM * 4)
         if "peak_rss" in figures:
             figures["peak_rss"] = figures["peak_rss"] / 2**20
         figures.pop("frame_peak_rss", None)

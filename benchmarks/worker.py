@@ -78,6 +78,18 @@ def ms(seconds: list[float]) -> dict[str, float]:
     return {"p50_ms": 1e3 * float(np.percentile(seconds, 50)), "p95_ms": 1e3 * float(np.percentile(seconds, 95))}
 
 
+def current_rss_bytes() -> int:
+    """This process's resident memory now (VmRSS): the baseline a load's peak is read against."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def timed(call, repeats: int) -> float:
     """Median wall time of `call` in ms."""
     times = []
@@ -92,12 +104,18 @@ def phase_ingest(system: System, data: ds.Dataset) -> dict:
     shutil.rmtree(system.folder, ignore_errors=True)
     start = time.perf_counter()
     system.open(create=True)
+    baseline = current_rss_bytes()  # the library imported, the collection created, no row yet
     for batch, vectors in data.batches(BATCH):
         system.ingest(batch, vectors)
     system.finish_ingest(data)
     system.close()
     elapsed = time.perf_counter() - start
-    return {"rows_per_s": data.rows / elapsed, "peak_rss": peak_rss_bytes(), "disk_bytes": folder_bytes(system.folder)}
+    return {
+        "rows_per_s": data.rows / elapsed,
+        "peak_rss": peak_rss_bytes(),
+        "rss_before_load": baseline,
+        "disk_bytes": folder_bytes(system.folder),
+    }
 
 
 def phase_frame(system: System, data: ds.Dataset) -> dict:
