@@ -105,7 +105,8 @@ def bench_dataset(spec: str, systems: list[str], work: Path, repeats: int, inges
         if "disk_bytes" in figures:
             figures["disk_bytes"] = figures["disk_bytes"] / data.rows
         if "peak_rss" in figures and "rss_before_load" in figures:
-            figures["load_rss_ratio"] = (figures["peak_rss"] - figures.pop("rss_before_load")) / (data.rows * ds.DIM * 4)
+            raw_bytes = data.rows * ds.DIM * 4
+            figures["load_rss_ratio"] = (figures["peak_rss"] - figures.pop("rss_before_load")) / raw_bytes
         if "peak_rss" in figures:
             figures["peak_rss"] = figures["peak_rss"] / 2**20
         figures.pop("frame_peak_rss", None)

@@ -34,17 +34,23 @@ def load(spec: str) -> ds.Dataset:
     return ds.load(spec)
 
 
-def peak_rss_bytes() -> int:
-    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries ru_maxrss
-    over from the parent (here the driver, which builds the data sets) across fork+exec."""
+def _status_bytes(field: str) -> int | None:
+    """A memory figure of this process from /proc/self/status (None where there is none)."""
     try:
         with open("/proc/self/status") as status:
             for line in status:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return None
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries ru_maxrss
+    over from the parent (here the driver, which builds the data sets) across fork+exec."""
+    peak = _status_bytes("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def recall(found: list[list[int]], truth: np.ndarray) -> float:
@@ -80,14 +86,7 @@ def ms(seconds: list[float]) -> dict[str, float]:
 
 def current_rss_bytes() -> int:
     """This process's resident memory now (VmRSS): the baseline a load's peak is read against."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return _status_bytes("VmRSS") or 0
 
 
 def timed(call, repeats: int) -> float:
