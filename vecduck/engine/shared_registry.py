@@ -86,8 +86,10 @@ class _Connection:
     def pipeline(self) -> Iterator[None]:
         """Statements sent without waiting for each answer (psycopg's pipeline mode): the
         server still runs them in order, each on a snapshot taken after the one before, and
-        the client waits once, at the first result it reads or at the end. A write's eight
-        statements cost three round trips instead of eight. Only for a pinned connection
+        the client waits once, at the first result it reads or at the end. A one-record
+        write's eight statements cost four round trips instead of eight (the lock with the
+        counter, BEGIN with the key reservation, the buffer insert with the counter bump and
+        COMMIT, the unlock). Only for a pinned connection
         (a lock held or a transaction open): its failures are the caller's, never resent."""
         assert self.pinned, "pipelines are for pinned connections"
         try:
