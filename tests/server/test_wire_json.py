@@ -55,6 +55,7 @@ def test_values_are_the_standard_librarys(value: object, ascii_only: bool) -> No
         b'["\\ud800", "\\udfff x"]',  # lone surrogates
         b'{"a": 1, "a": 2}',
         b" \n[1, 2]\t",
+        b"[" + b"0.00012345678901234567, " * 500 + b"18446744073709551616]",  # a big integer after many fractions
     ],
 )
 def test_bodies_orjson_reads_differently(body: bytes) -> None:

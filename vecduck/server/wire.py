@@ -50,7 +50,11 @@ def _long_integer(body: bytes) -> bool:
     while start != -1:
         if start == 0 or shapes[start - 1] != 0x2E:
             return True
-        end = len(shapes) - len(shapes[start:].lstrip(b"0"))  # past this fraction's digits
+        # past this fraction's digits: up to the next space (no 20-run before it can count,
+        # every byte there is a digit or a "."), without copying the rest of the body
+        end = shapes.find(b" ", start)
+        if end == -1:
+            return False
         start = shapes.find(_LONG_RUN, end)
     return False
 
