@@ -91,3 +91,126 @@ def test_zero_query_on_a_unit_index_is_at_distance_one() -> None:
     index.add(np.arange(3_000, dtype=np.int64), unit_rows(np.random.default_rng(3), 3_000))
     _keys, distances = index.search(np.zeros((1, 16), np.float32), 5)[0]
     assert np.allclose(distances, 1.0)
+
+
+# -- the half-precision graph and its exact vectors ---------------------------------------
+def true_l2(query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    diff = rows.astype(np.float64) - query.astype(np.float64)
+    return np.einsum("ij,ij->i", diff, diff)
+
+
+def exact_top(query: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    distances = true_l2(query, rows)
+    return np.lexsort((np.arange(len(rows)), distances))[:k]
+
+
+def test_a_new_index_searches_in_half_precision_and_answers_exactly(tmp_path) -> None:
+    """The graph holds f16 vectors, but stored vectors come back bit for bit, and every
+    distance returned is the exact one (numpy, float64), whether the answer came from the
+    graph, from a filtered search, or from a reopened file."""
+    rng = np.random.default_rng(21)
+    rows = rng.standard_normal((6_000, 32)).astype(np.float32) * 3.0
+    keys = np.arange(len(rows), dtype=np.int64)
+    path = str(tmp_path / "half.usearch")
+    index = VectorIndex(IndexSettings(dimension=32, space="l2", ef_search=400), path)
+    index.add(keys, rows)
+    assert index.quantised and index.index.dtype.name == "F16"
+    queries = rng.standard_normal((20, 32)).astype(np.float32) * 3.0
+
+    def check(ix: VectorIndex) -> None:
+        assert np.array_equal(ix.vectors(keys[::7]), rows[::7])  # exact, not rounded
+        assert np.array_equal(ix.vectors(keys[:3]), rows[:3])
+        hits = 0
+        for query, (found, distances) in zip(queries, ix.search(queries, 10), strict=True):
+            assert np.allclose(distances, true_l2(query, rows[found]), rtol=1e-6, atol=1e-6)
+            assert np.all(np.diff(distances) >= 0)
+            hits += len(set(found.tolist()) & set(exact_top(query, rows, 10).tolist()))
+        assert hits >= 0.97 * 10 * len(queries)
+        candidates = keys[1::2].copy()  # 50%: through the graph, filtered
+        found, distances = ix.search(queries[:1], 10, candidates)[0]
+        assert set(found.tolist()) <= set(candidates.tolist())
+        assert np.allclose(distances, true_l2(queries[0], rows[found]), rtol=1e-6, atol=1e-6)
+
+    check(index)
+    index.save()
+    with open(path + ".json") as f:
+        assert '"dtype": "f16"' in f.read()
+    reopened = VectorIndex(IndexSettings(dimension=32, space="l2", ef_search=400), path)
+    assert reopened.load() and reopened.quantised
+    check(reopened)
+    # changed after reopening (replaced, added), saved again, reopened again
+    moved = rows[10] + 50.0
+    reopened.add(np.array([10, 6_000], dtype=np.int64), np.vstack([moved, rows[11] + 0.5]))
+    rows = np.vstack([rows, rows[11] + 0.5])
+    rows[10] = moved
+    keys = np.arange(len(rows), dtype=np.int64)
+    check(reopened)
+    reopened.save()
+    third = VectorIndex(IndexSettings(dimension=32, space="l2", ef_search=400), path)
+    assert third.load()
+    check(third)
+
+
+def test_a_torn_half_precision_file_is_not_trusted(tmp_path) -> None:
+    rng = np.random.default_rng(22)
+    rows = rng.standard_normal((3_000, 8)).astype(np.float32)
+    path = str(tmp_path / "torn.usearch")
+    index = VectorIndex(IndexSettings(dimension=8), path)
+    index.add(np.arange(3_000, dtype=np.int64), rows)
+    index.save()
+    with open(path, "r+b") as f:
+        f.truncate(f.seek(0, 2) - 100)  # the footer gone, as after a crash mid-copy
+    assert not VectorIndex(IndexSettings(dimension=8), path).load()
+
+
+@pytest.mark.parametrize("scale", [1e5, 1e-6], ids=["too-large", "too-small"])
+def test_vectors_half_precision_cannot_hold_switch_the_graph_to_float32(tmp_path, scale: float) -> None:
+    """f16 stops at 65,504 and keeps few digits below 2**-14: such vectors rebuild the graph
+    in float32, with nothing lost, and the file saved then is a plain float32 one."""
+    rng = np.random.default_rng(23)
+    rows = rng.standard_normal((3_000, 16)).astype(np.float32)
+    path = str(tmp_path / "switch.usearch")
+    settings = IndexSettings(dimension=16, ef_search=400)
+    index = VectorIndex(settings, path)
+    index.add(np.arange(3_000, dtype=np.int64), rows)
+    assert index.quantised
+    odd = (rng.standard_normal((2_000, 16)) * scale).astype(np.float32)
+    index.add(np.arange(3_000, 5_000, dtype=np.int64), odd)
+    assert not index.quantised and index.index.dtype.name == "F32"
+    everything = np.vstack([rows, odd])
+    assert np.array_equal(index.vectors(np.arange(5_000, dtype=np.int64)), everything)
+    query = odd[5] + np.float32(scale * 0.001)
+    found, distances = index.search(query[None, :], 5)[0]
+    assert found[0] == 3_005
+    assert np.allclose(distances, true_l2(query, everything[found]), rtol=1e-5)
+    index.save()
+    reopened = VectorIndex(settings, path)
+    assert reopened.load() and not reopened.quantised
+    assert np.array_equal(reopened.vectors(np.arange(5_000, dtype=np.int64)), everything)
+
+
+def test_an_index_saved_before_half_precision_still_opens_as_float32(tmp_path, monkeypatch) -> None:
+    """Files written by earlier versions (float32 graph, no exact block, no dtype in the
+    marker) open as they are and keep answering exactly."""
+    import json
+
+    import vecduck.engine.index as index_module
+
+    rng = np.random.default_rng(24)
+    rows = rng.standard_normal((3_000, 8)).astype(np.float32)
+    path = str(tmp_path / "old.usearch")
+    with monkeypatch.context() as patch:
+        patch.setattr(index_module, "GRAPH_DTYPE", "f32")
+        old = VectorIndex(IndexSettings(dimension=8), path)
+        old.add(np.arange(3_000, dtype=np.int64), rows)
+        old.save()
+    with open(path + ".json") as f:
+        marker = json.load(f)
+    del marker["dtype"]
+    with open(path + ".json", "w") as f:
+        json.dump(marker, f)
+    index = VectorIndex(IndexSettings(dimension=8), path)
+    assert index.load() and not index.quantised and index.index.dtype.name == "F32"
+    assert np.array_equal(index.vectors(np.arange(3_000, dtype=np.int64)), rows)
+    found, _ = index.search(rows[7][None, :], 1)[0]
+    assert found[0] == 7
