@@ -673,7 +673,8 @@ class VectorIndex:
         if vectors is None:
             vectors = self.vectors(keys)
         k = min(k, len(keys))
-        rough = exact_distances(queries.astype(np.float32), vectors, self.settings.space, squares)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is caught just below
+            rough = exact_distances(queries.astype(np.float32), vectors, self.settings.space, squares)
         if not np.isfinite(rough).all():  # float32 overflowed (huge components): rank in float64
             rough = exact_distances(queries.astype(np.float64), vectors, self.settings.space)
         shortlist = min(len(keys), 4 * k + 32)
