@@ -401,6 +401,32 @@ class Bench:
             stop_process(process)
 
 
+@contextlib.contextmanager
+def chroma_server(work: Path) -> Iterator[str | None]:
+    """chromadb's own server (`chroma run`, from the chromadb package) on a new folder, as
+    the add loop's reference; yields HOST:PORT, or None when the command is not installed."""
+    command = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
+    if command is None:
+        yield None
+        return
+    port = free_port()
+    folder, log_path = work / f"chroma-{port}", work / f"chroma-{port}.log"
+    with open(log_path, "a") as log:
+        process = subprocess.Popen(
+            [command, "run", "--path", str(folder), "--host", HOST, "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=work,
+        )
+    try:
+        wait_http(f"http://{HOST}:{port}/api/v2/heartbeat", process, "chroma run", log_path)
+        yield f"{HOST}:{port}"
+    finally:
+        stop_process(process)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 class QueryProcess:
     """A query worker driven line by line: `time(i)` runs query i there and returns its seconds."""
 
@@ -533,25 +559,29 @@ def bench_queries(bench: Bench, kept: dict[str, Backend], n_queries: int, rounds
 
 
 def bench_loop(bench: Bench, items: int, rounds: int) -> dict[str, dict]:
-    """One server per system; per round, a new collection on each and `items` single adds
-    taking turns item by item (one client process)."""
+    """One server per system, and chromadb's own server as the reference; per round, a new
+    collection on each and `items` single adds taking turns item by item (one client process)."""
     backends = {s: bench.new(s, f"loop_{s}") for s in SYSTEMS}
-    runs: dict[str, list[dict]] = {s: [] for s in SYSTEMS}
     out: dict[str, dict] = {}
     with contextlib.ExitStack() as stack:
         addresses = {s: stack.enter_context(bench.server(b, cache=f"loop-{s}")) for s, b in backends.items()}
+        reference = stack.enter_context(chroma_server(bench.work))
+        if reference is not None:
+            addresses["chromadb"] = reference
+        names = list(addresses)
+        runs: dict[str, list[dict]] = {name: [] for name in names}
         before = bench.counters(backends["shared"])
         for r in tqdm(range(rounds), desc="2. add loop", unit="round", file=sys.stderr):
-            order = SYSTEMS if r % 2 == 0 else SYSTEMS[::-1]
+            order = names if r % 2 == 0 else names[::-1]
             got = bench.run(
                 "loop", "--servers", *(f"{s}={addresses[s]}" for s in order), "--items", str(items), "--round", str(r)
             )
-            for system in SYSTEMS:
-                runs[system].append(got[system])
+            for name in names:
+                runs[name].append(got[name])
         spent = delta(bench.counters(backends["shared"]), before)
         top = bench.pg.top_statements(backends["shared"].name)
-    for system in SYSTEMS:
-        out[system] = median_merge(runs[system])
+    for name in names:
+        out[name] = median_merge(runs[name])
     out["shared"]["per_add"] = {k: v / (rounds * (items + 1)) for k, v in spent.items()}
     out["shared"]["top_statements"] = top
     for backend in backends.values():
@@ -697,6 +727,29 @@ def results_table(results: dict[str, dict], args: argparse.Namespace) -> list[st
     return lines
 
 
+def reference_lines(results: dict[str, dict]) -> list[str]:
+    """The add loop against chromadb's own server, when it ran."""
+    chroma = results.get("loop", {}).get("chromadb")
+    if not chroma:
+        return []
+    return [
+        "",
+        f"The same add loop against chromadb {versions_of('chromadb')}'s own server (`chroma run` on a local "
+        "folder), with the same client, in turn with the two above: "
+        f"{fmt(chroma.get('items_per_s'))} items/s, add p50 {fmt(chroma.get('add_p50_ms'))} ms, "
+        f"heartbeat p50 {fmt(chroma.get('heartbeat_p50_ms'))} ms.",
+    ]
+
+
+def versions_of(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "?"
+
+
 def targets_table(results: dict[str, dict]) -> list[str]:
     q, loop, ing = results.get("query", {}), results.get("loop", {}), results.get("ingest", {})
     rows = []
@@ -807,6 +860,7 @@ def report(results: dict[str, Any], facts: dict[str, Any], args: argparse.Namesp
         f'{args.writes} writes per system. See README.md ("Shared lake").',
         "",
         *results_table(results, args),
+        *reference_lines(results),
         "",
         "### Against the targets",
         "",
