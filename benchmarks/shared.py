@@ -855,7 +855,8 @@ def report(results: dict[str, Any], facts: dict[str, Any], args: argparse.Namesp
         "(benchmarks/dataset.py). Each system in processes of its own; queries: "
         f"{facts['queries']} queries x {args.query_rounds} rounds, the two processes taking turns query by "
         f"query, p50 / p95 per round, median over rounds; add loop: {args.items:,} adds x {args.loop_rounds} "
-        "rounds, the two servers taking turns item by item (items/s from each server's own add times), "
+        "rounds, the servers taking turns item by item (chromadb's own too, as the reference; items/s from "
+        "each server's own add times), "
         f"median over rounds; ingest: median of {args.ingest_rounds} runs each, alternating; visibility: "
         f'{args.writes} writes per system. See README.md ("Shared lake").',
         "",
