@@ -13,7 +13,6 @@ from vecduck.engine.index import (
     CALIBRATION_QUERIES,
     CALIBRATION_TARGET,
     EF_LADDER,
-    RERANK_EXTRA,
     IndexSettings,
     VectorIndex,
 )
@@ -84,16 +83,9 @@ def test_calibration_follows_the_rule() -> None:
     truth = np.argsort(distances, axis=1, kind="stable")[:, :K]
 
     def recall_at(ef: int) -> float:
-        """The graph's answer as users get it: a quantised (i8) graph's candidates, 16 more
-        than asked, re-ranked here by their exact distance (NumPy, float64)."""
         index.index.expansion_search = ef
-        fetch = K + 1 + (RERANK_EXTRA if index.quantised else 0)
-        got = index.index.search(vectors[sample], fetch)
-        rows = []
-        for r in range(len(sample)):
-            found = np.asarray(got.keys[r][: got.counts[r]], np.int64)
-            order = np.lexsort((found, distances[r][found]))  # own vector at inf: last
-            rows.append([int(key) for key in found[order] if key != sample[r]][:K])
+        got = index.index.search(vectors[sample], K + 1)
+        rows = [[int(key) for key in got.keys[r][: got.counts[r]] if key != sample[r]][:K] for r in range(len(sample))]
         return recall(rows, truth)
 
     assert recall_at(chosen) >= CALIBRATION_TARGET - 0.002

@@ -1,17 +1,10 @@
 """The usearch sidecar: one HNSW index per collection, saved beside the data.
 
-The index holds every live row's vector under the row's int64 `_key`. While every vector
-has unit length (as embedding models give), its graph keeps them as 8-bit integers
-(usearch's i8, by cosine): a third of float32's memory, a build ~1.6x cheaper, and a
-search of the same width ~20% cheaper. The exact float32 vectors are then kept beside the
-graph (in memory since the last save, then in the saved file's exact block) and serve
-stored vectors back, exact searches, and the re-ranking that makes every distance
-returned exact. The first vector of another length rebuilds the graph in float32, where
-the graph holds the exact vectors itself (as in indexes saved before the exact block).
-
-The index records the highest write sequence it reflects; on open it catches up from
-the table instead of rebuilding. A missing, torn or mismatched file is never trusted: it
-is rebuilt from the table, which always holds every vector.
+The index holds every live row's vector under the row's int64 `_key`, so it also
+serves stored vectors back (usearch keeps them exactly as float32). It records the
+highest write sequence it reflects; on open it catches up from the table instead of
+rebuilding. A missing, torn or mismatched file is never trusted: it is rebuilt from
+the table, which always holds every vector.
 """
 
 from __future__ import annotations
@@ -28,7 +21,7 @@ import numpy as np
 import xxhash
 from usearch.index import Index
 
-from vecduck.engine.usearch_file import FileVectors, append_exact_block, map_exact_block, map_vectors
+from vecduck.engine.usearch_file import FileVectors, map_vectors
 from vecduck.progress import progress
 
 METRICS = {"l2": "l2sq", "cosine": "cos", "ip": "ip"}
@@ -80,13 +73,6 @@ CANDIDATE_BYTES = 64 * 2**20
 CANDIDATE_SETS = 64
 # Index builds of more vectors than this show a progress bar.
 PROGRESS_MIN = 20_000
-# The graph's precision for new indexes: "i8" while every vector has unit length
-# (usearch's i8 keeps components in [-1, 1] to 1/127), else "f32". Files saved before
-# the exact block existed stay "f32".
-GRAPH_DTYPE = "i8"
-# A quantised graph's search fetches this many more than asked and re-ranks them by
-# their exact distances, so an order the rounding swapped near the k-th is restored.
-RERANK_EXTRA = 16
 
 
 @dataclass
@@ -140,33 +126,22 @@ class VectorIndex:
         self._extra_count = 0
         self.viewed = False
         self.unit = settings.space == "cosine"  # every vector unit length: searched by inner product
-        # the graph's precision; with "i8" the exact vectors are always tracked beside it
-        self.dtype = GRAPH_DTYPE
         # the auto search width found by `calibrate`, and the index size it was found at
         self.calibrated_ef: int | None = None
         self.calibrated_size = 0
-        self._tracking = self.quantised
         self.index = self._new()
         # What was derived from a filter's candidate keys, by the array's identity.
         self._candidates: dict[int, CandidateSet] = {}
 
-    @property
-    def quantised(self) -> bool:
-        """True when the graph holds rounded vectors (the exact ones are tracked beside it)."""
-        return self.dtype != "f32"
-
-    def _metric(self, unit: bool | None = None, dtype: str | None = None) -> str:
-        if (dtype or self.dtype) != "f32":
-            return "cos"  # unit vectors, in any space: the same order; distances come from re-ranking
+    def _metric(self, unit: bool | None = None) -> str:
         return "ip" if (self.unit if unit is None else unit) else METRICS[self.settings.space]
 
-    def _new(self, unit: bool | None = None, dtype: str | None = None) -> Index:
-        """An empty usearch index (`unit`, `dtype`: those of a file about to be opened)."""
+    def _new(self, unit: bool | None = None) -> Index:
         s = self.settings
         return Index(
             ndim=s.dimension,
-            metric=self._metric(unit, dtype),
-            dtype=dtype or self.dtype,
+            metric=self._metric(unit),
+            dtype="f32",
             connectivity=s.max_neighbors,
             expansion_add=s.ef_construction,
             expansion_search=self.search_ef,
@@ -208,31 +183,21 @@ class VectorIndex:
             ):
                 return False
             unit = marker.get("unit") is True and self.settings.space == "cosine"
-            dtype = marker.get("dtype", "f32")
-            if dtype not in ("i8", "f32"):
-                return False
-            exact = map_exact_block(self.path, before, self.settings.dimension) if dtype != "f32" else None
-            if dtype != "f32" and (exact is None or len(exact.block) != marker.get("count")):
-                return False
-            index = self._new(unit, dtype)
+            index = self._new(unit)
             index.view(self.path)
-            index.metric = self._metric(unit, dtype)  # a file's header names the metric it was saved with
+            index.metric = self._metric(unit)  # a file's header names the metric it was saved with
             calibrated = marker.get("calibrated_ef")
-            calibrated_ef = int(calibrated) if isinstance(calibrated, int) else None
-            calibrated_size = int(marker.get("calibrated_size", 0)) if calibrated_ef else 0
+            self.calibrated_ef = int(calibrated) if isinstance(calibrated, int) else None
+            self.calibrated_size = int(marker.get("calibrated_size", 0)) if self.calibrated_ef else 0
+            index.expansion_search = self.search_ef
             if len(index) != marker.get("count") or _identity(self.path) != before:
                 return False  # damaged, or replaced by another process while it was checked
         except (OSError, ValueError, RuntimeError, KeyError):
             return False
-        # nothing above changed this index: a file refused leaves it as it was
-        self.unit, self.dtype = unit, dtype
-        self.calibrated_ef, self.calibrated_size = calibrated_ef, calibrated_size
-        index.expansion_search = self.search_ef
+        self.unit = unit
         self._file_identity = before
         self.index = index
         self._candidates.clear()
-        self._tracking = self.quantised  # a float32 file holds its exact vectors itself
-        self._forget_kept(exact)
         self.viewed = True
         self.seq = int(marker["seq"])
         self.churn = int(marker.get("churn", 0))
@@ -261,12 +226,12 @@ class VectorIndex:
         self._drain()
         self._candidates.clear()
         keys = self.keys()
-        vectors = self._exact_rows(keys)
+        vectors = self._rows_of(keys) if len(keys) > 64 else self._get(keys)
         self.index = self._new()
         self.viewed = False
         self.churn = 0
         if len(keys):
-            self._insert(keys, vectors, keep=False)  # the exact ones are kept already
+            self._insert(keys, vectors)
 
     def worth_saving(self) -> bool:
         """As many changes as the last save held: saves then add up to at most twice the
@@ -281,8 +246,6 @@ class VectorIndex:
         self._calibrate_if_due()  # a large write's save pays it, not the next process's first query
         tmp = private_tmp(self.path)
         self.index.save(tmp)
-        if self.quantised:
-            append_exact_block(tmp, self.keys(), self._rows_of, self.settings.dimension)
         if self.sync:
             _fsync(tmp)
         digest = file_digest(tmp)
@@ -298,7 +261,6 @@ class VectorIndex:
             "dimension": self.settings.dimension,
             "space": self.settings.space,
             "unit": self.unit,
-            "dtype": self.dtype,
             "calibrated_ef": self.calibrated_ef,
             "calibrated_size": self.calibrated_size,
         }
@@ -351,8 +313,7 @@ class VectorIndex:
         wanted = CALIBRATION_QUERIES if len(keys) <= CALIBRATION_LARGE else CALIBRATION_QUERIES_LARGE
         sample = np.random.default_rng(len(keys)).choice(len(keys), wanted, replace=False)
         query_keys = keys[np.sort(sample)]
-        sampled = self._stored_rows(query_keys)
-        queries = self._graph_queries(sampled)
+        queries = self._graph_queries(self._get(query_keys))
         k = CALIBRATION_K
         true_keys, true_distances = self._exact_neighbours(queries, keys, k + 1)
         truth = [_left_out(true_keys[row], true_distances[row], own, k) for row, own in enumerate(query_keys)]
@@ -362,10 +323,11 @@ class VectorIndex:
         chosen = EF_LADDER[-1]
         for ef in EF_LADDER:
             self.index.expansion_search = ef
-            got = self._graph_search(queries, k + 1, sampled)
+            got = self.index.search(queries, k + 1, threads=THREADS)
             hits = 0
-            for row, own_key in enumerate(query_keys):
-                found, distances = _left_out(*got[row], own_key, k)
+            for row, own in enumerate(query_keys):
+                count = got.counts[row]
+                found, distances = _left_out(got.keys[row][:count], got.distances[row][:count], own, k)
                 tied = distances <= limit[row]
                 hits += sum(int(key) in true_sets[row] or near for key, near in zip(found, tied, strict=True))
             if hits >= CALIBRATION_TARGET * k * len(queries):
@@ -378,13 +340,12 @@ class VectorIndex:
     def _exact_neighbours(self, queries: np.ndarray, keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Each query's exact `k` nearest keys and distances (the graph's definitions, in
         float32 BLAS), over the index in slices: never all its vectors in memory at once."""
-        # the graph's distances; a quantised graph's answers are re-ranked in the collection's space
-        metric = "ip" if self.unit and not self.quantised else self.settings.space
+        metric = "ip" if self.unit else self.settings.space
         best_keys = np.empty((len(queries), 0), np.int64)
         best = np.empty((len(queries), 0), np.float32)
         for start in range(0, len(keys), CALIBRATION_SLICE):
             part = keys[start : start + CALIBRATION_SLICE]
-            distances = exact_distances(queries.astype(np.float32), self._stored_rows(part), metric).astype(np.float32)
+            distances = exact_distances(queries.astype(np.float32), self._get(part), metric).astype(np.float32)
             best = np.hstack([best, distances])
             best_keys = np.hstack([best_keys, np.broadcast_to(part, distances.shape)])
             if best.shape[1] > k:
@@ -430,8 +391,6 @@ class VectorIndex:
             self._drain()
             self.unit = False
             self.index.metric = self._metric()
-        if self.quantised and not all_unit_length(vectors):
-            self._to_full_precision()
         if len(keys) < DEFER_BELOW:
             for key, vector in zip(keys.tolist(), vectors, strict=True):
                 self._deferred[key] = vector
@@ -445,13 +404,6 @@ class VectorIndex:
             self._insert_in_background(np.array(keys, dtype=np.int64), vectors)
         else:
             self._insert(keys, vectors)
-
-    def _to_full_precision(self) -> None:
-        """Rebuild the graph in float32: a vector arrives that is not of unit length.
-        The exact vectors stay tracked; the next save writes a plain float32 file."""
-        self._drain()
-        self.dtype = "f32"
-        self.rebuild()
 
     def _insert_in_background(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         if self._builder is None:
@@ -481,9 +433,7 @@ class VectorIndex:
             else:
                 self._insert(keys, vectors)
 
-    def _insert(self, keys: np.ndarray, vectors: np.ndarray, keep: bool = True) -> None:
-        """Insert into the graph (replacing present keys); `keep`: also track the exact
-        vectors (unless already tracked, as in a rebuild)."""
+    def _insert(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         index = self._writable()
         present = index.contains(keys) if len(index) else np.zeros(len(keys), bool)
         if np.any(present):
@@ -508,7 +458,7 @@ class VectorIndex:
                 progress=report if len(keys) > PROGRESS_MIN else None,
             )
         self.changes_since_save += len(keys)
-        if self._tracking and keep:
+        if self._tracking:
             self._keep(keys, vectors)
 
     def _keep(self, keys: np.ndarray, vectors: np.ndarray) -> None:
@@ -529,21 +479,11 @@ class VectorIndex:
 
     def _map_file(self) -> None:
         """Map the saved file's vectors and forget those kept since (the file has them)."""
-        mapped = None
+        self._file = None
         if self.path is not None and self._file_identity is not None:
-            if self.quantised:
-                mapped = map_exact_block(self.path, self._file_identity, self.settings.dimension)
-                if mapped is None:
-                    raise RuntimeError(f"the exact vectors just saved in {self.path} cannot be read back")
-            else:
-                mapped = map_vectors(
-                    self.path, self._file_identity, self.settings.dimension, self.settings.max_neighbors, self.keys()
-                )
-        self._forget_kept(mapped)
-
-    def _forget_kept(self, mapped: FileVectors | None) -> None:
-        """Read stored vectors from `mapped` (a saved file's) from now on, and drop those kept."""
-        self._file = mapped
+            self._file = map_vectors(
+                self.path, self._file_identity, self.settings.dimension, self.settings.max_neighbors, self.keys()
+            )
         self._extra_pos = np.full(0, -1, np.int64)
         self._extra_rows = np.empty((0, self.settings.dimension), np.float32)
         self._extra_count = 0
@@ -569,22 +509,8 @@ class VectorIndex:
             out[mapped] = self._file.rows(keys[mapped])
             todo &= ~mapped
         if todo.any():
-            if self.quantised:  # the graph's copy is rounded: never served as stored
-                raise RuntimeError(f"{int(todo.sum())} exact vectors missing from the index's exact store")
             out[todo] = self._get(keys[todo])
         return out
-
-    def _exact_rows(self, keys: np.ndarray) -> np.ndarray:
-        """Stored vectors of `keys` (drained already): the tracked ones, or usearch's own
-        for a few keys of a float32 graph that tracks nothing yet."""
-        if self._tracking or len(keys) > 64:
-            return self._rows_of(keys)
-        return self._get(keys)
-
-    def _stored_rows(self, keys: np.ndarray) -> np.ndarray:
-        """Stored vectors of `keys` without starting to track (a float32 graph's own): for
-        calibration, which runs inside `save` and must not save again."""
-        return self._rows_of(keys) if self._tracking else self._get(keys)
 
     def _get(self, keys: np.ndarray) -> np.ndarray:
         got = self.index.get(keys, dtype=np.float32)
@@ -609,7 +535,9 @@ class VectorIndex:
         self._drain()
         if len(keys) == 0:
             return np.empty((0, self.settings.dimension), np.float32)
-        return self._exact_rows(np.asarray(keys, np.int64))
+        if self._tracking or len(keys) > 64:
+            return self._rows_of(np.asarray(keys, np.int64))
+        return self._get(keys)
 
     # -- search -----------------------------------------------------------------------
     def search(
@@ -643,46 +571,25 @@ class VectorIndex:
         the graph search)."""
         return min(EXACT_LIMIT, CANDIDATE_BYTES // (4 * self.settings.dimension))
 
-    def _graph_search(self, queries: np.ndarray, k: int, exact: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The graph's nearest (up to) `k` per query in one usearch call on every core,
-        ordered by distance then key; a quantised graph's re-ranked exactly (`exact`:
-        the queries as given, before `_graph_queries`)."""
-        fetch = min(len(self.index), k + RERANK_EXTRA) if self.quantised else k
-        matches = self.index.search(queries, fetch, threads=THREADS)
+    def _hnsw_batch(self, queries: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Unfiltered queries in one usearch call, on every core."""
+        matches = self.index.search(self._graph_queries(queries), k, threads=THREADS)
         all_keys = np.asarray(matches.keys, np.int64).reshape(len(queries), -1)
         all_distances = np.asarray(matches.distances, np.float32).reshape(len(queries), -1)
         counts = np.asarray(matches.counts).reshape(-1)
         results = []
-        for row, query in enumerate(exact):
-            keys, distances = all_keys[row, : counts[row]], all_distances[row, : counts[row]]
-            results.append(self._ranked(query, keys, distances, k))
-        return results
-
-    def _ranked(
-        self, query: np.ndarray, keys: np.ndarray, distances: np.ndarray, k: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The best `k` of the graph's `keys`, by distance then key. A quantised graph's
-        distances are rounded: they are recomputed from the exact vectors (as `exact` does)."""
-        if self.quantised and len(keys):
-            vectors = self._rows_of(keys)
-            distances = exact_distances(query[None, :].astype(np.float64), vectors, self.settings.space)[0]
-            distances = distances.astype(np.float32)
-        order = np.lexsort((keys, distances))[:k]
-        return keys[order], distances[order]
-
-    def _hnsw_batch(self, queries: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Unfiltered queries in one usearch call, on every core."""
-        results = self._graph_search(self._graph_queries(queries), k, queries)
         for row, query in enumerate(queries):
-            if len(results[row][0]) < k:  # HNSW came up short: the one-query path widens the search
-                results[row] = self._hnsw_one(query, k, None)
+            keys, distances = all_keys[row, : counts[row]], all_distances[row, : counts[row]]
+            if len(keys) < k:  # HNSW came up short: the one-query path widens the search
+                results.append(self._hnsw_one(query, k, None))
+                continue
+            order = np.lexsort((keys, distances))[:k]
+            results.append((keys[order], distances[order]))
         return results
 
     def _hnsw_one(self, query: np.ndarray, k: int, candidates: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         size = len(self.index)
         fetch = k if candidates is None else min(size, max(4 * k, int(k * size / len(candidates) * 2)))
-        if self.quantised:
-            fetch = min(size, fetch + RERANK_EXTRA)
         graph_query = self._graph_queries(query[None, :])[0]
         while True:
             matches = self.index.search(graph_query, fetch)
@@ -694,10 +601,8 @@ class VectorIndex:
                 inside[inside] = mask[keys[inside]]
                 keys, distances = keys[inside], distances[inside]
             if len(keys) >= k:
-                if self.quantised:  # re-rank the graph's first k + RERANK_EXTRA (nearly in order)
-                    closest = np.argsort(distances, kind="stable")[: k + RERANK_EXTRA]
-                    keys, distances = keys[closest], distances[closest]
-                return self._ranked(query, keys, distances, k)
+                order = np.lexsort((keys, distances))[:k]
+                return keys[order], distances[order]
             if fetch >= size:
                 pool = self.keys() if candidates is None else candidates
                 return self.exact(query[None, :], pool, k)[0]
@@ -705,10 +610,9 @@ class VectorIndex:
 
     def _graph_queries(self, queries: np.ndarray) -> np.ndarray:
         """Queries as the graph compares them: scaled to unit length for an inner-product
-        (unit) index, where the cosine distance is 1 - the inner product, and for an i8
-        graph, which would clip components beyond +-1."""
+        (unit) index, where the cosine distance is 1 - the inner product."""
         queries = np.ascontiguousarray(queries, np.float32)
-        if not (self.unit or self.quantised):
+        if not self.unit:
             return queries
         wide = queries.astype(np.float64)
         norms = np.sqrt(np.einsum("ij,ij->i", wide, wide))

@@ -1,8 +1,5 @@
 """Stored vectors by key, read zero-copy from a saved usearch file.
 
-Two layouts: a float32 index's own vector block (below), and the exact block that
-vecduck appends after a quantised (i8) index (`append_exact_block`).
-
 usearch's Python API returns vectors one array per key (microseconds each), too slow
 for exact search over thousands of candidates. A saved dense index begins with its
 vectors as one (rows x bytes-per-vector) block in slot order, followed by the HNSW
@@ -17,7 +14,6 @@ None and callers use the slow path.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 import numpy as np
 
@@ -84,69 +80,3 @@ def map_vectors(
         block = np.frombuffer(data[8:graph], np.float32).reshape(rows, dimension)
         return FileVectors(block, slot_of_key)
     return None
-
-
-# -- the exact block: float32 vectors saved after a quantised index's own bytes -----------
-# A quantised (i8) graph holds its vectors rounded, so the file that saves it also
-# carries every vector exactly: after usearch's image (which usearch reads without looking
-# past its end), a 64-byte aligned (rows x dimension) float32 block, the rows' keys, and a
-# footer saying where the image ends. One file keeps one checksum, one marker and one
-# atomic rename, so copies, forks and published snapshots need nothing new.
-EXACT_MAGIC = b"VDEXACT1"
-FOOTER = np.dtype([("magic", "S8"), ("image", "<u8"), ("rows", "<u8"), ("dimension", "<u8")])
-ALIGN = 64
-EXACT_CHUNK = 65_536  # rows written per step: the block is never gathered whole in memory
-
-
-def _block_start(image_bytes: int) -> int:
-    return -(-image_bytes // ALIGN) * ALIGN
-
-
-def append_exact_block(
-    path: str, keys: np.ndarray, rows_of: Callable[[np.ndarray], np.ndarray], dimension: int
-) -> None:
-    """Append the exact block of `keys` (their vectors from `rows_of`, a chunk at a time)
-    to the usearch image just saved at `path`."""
-    image = os.path.getsize(path)
-    keys = np.ascontiguousarray(keys, np.int64)
-    with open(path, "ab") as f:
-        f.write(b"\0" * (_block_start(image) - image))
-        for start in range(0, len(keys), EXACT_CHUNK):
-            part = np.ascontiguousarray(rows_of(keys[start : start + EXACT_CHUNK]), np.float32)
-            if part.shape != (min(EXACT_CHUNK, len(keys) - start), dimension):
-                raise ValueError(f"exact vectors of shape {part.shape} for dimension {dimension}")
-            f.write(part.tobytes())
-        f.write(keys.tobytes())
-        f.write(np.array([(EXACT_MAGIC, image, len(keys), dimension)], FOOTER).tobytes())
-
-
-def map_exact_block(path: str, identity: tuple[int, ...], dimension: int) -> FileVectors | None:
-    """The exact block of the file saved at `path` (zero-copy), or None when the file has
-    none, its sizes do not add up, or `path` no longer names the file of `identity`."""
-    try:
-        with open(path, "rb") as f:
-            stat = os.fstat(f.fileno())
-            if (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns) != identity:
-                return None
-            data = np.memmap(f, dtype=np.uint8, mode="r")
-    except (OSError, ValueError):
-        return None
-    if len(data) < FOOTER.itemsize:
-        return None
-    footer = np.frombuffer(data[-FOOTER.itemsize :].tobytes(), FOOTER)[0]
-    rows, image = int(footer["rows"]), int(footer["image"])
-    if footer["magic"] != EXACT_MAGIC or int(footer["dimension"]) != dimension:
-        return None
-    start = _block_start(image)
-    keys_at = start + 4 * dimension * rows
-    if keys_at + 8 * rows + FOOTER.itemsize != len(data):
-        return None
-    keys = np.frombuffer(data[keys_at : keys_at + 8 * rows], np.int64)
-    if rows and keys.min() < 0:
-        return None
-    slot_of_key = np.full(int(keys.max()) + 1 if rows else 0, -1, np.int64)
-    slot_of_key[keys] = np.arange(rows)
-    if not np.array_equal(slot_of_key[keys], np.arange(rows)):
-        return None  # a key twice
-    block = np.frombuffer(data[start:keys_at], np.float32).reshape(rows, dimension)
-    return FileVectors(block, slot_of_key)
