@@ -385,20 +385,24 @@ class Bench:
             "--log-level",
             "warning",
         ]
-        with open(log_path, "a") as log:
-            process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=self.env(cache),
-                cwd=self.work,
-            )
-        try:
-            wait_http(f"http://{HOST}:{port}/api/v2/heartbeat", process, f"vecduck run ({cache})", log_path)
-            yield f"{HOST}:{port}"
-        finally:
-            stop_process(process)
+        with serving(command, port, f"vecduck run ({cache})", log_path, self.work, self.env(cache)) as address:
+            yield address
+
+
+@contextlib.contextmanager
+def serving(
+    command: list[str], port: int, what: str, log_path: Path, cwd: Path, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """A Chroma-API server process answering heartbeats on `port`; yields HOST:PORT, stops it after."""
+    with open(log_path, "a") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=cwd
+        )
+    try:
+        wait_http(f"http://{HOST}:{port}/api/v2/heartbeat", process, what, log_path)
+        yield f"{HOST}:{port}"
+    finally:
+        stop_process(process)
 
 
 @contextlib.contextmanager
@@ -410,20 +414,12 @@ def chroma_server(work: Path) -> Iterator[str | None]:
         yield None
         return
     port = free_port()
-    folder, log_path = work / f"chroma-{port}", work / f"chroma-{port}.log"
-    with open(log_path, "a") as log:
-        process = subprocess.Popen(
-            [command, "run", "--path", str(folder), "--host", HOST, "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=work,
-        )
+    folder = work / f"chroma-{port}"
     try:
-        wait_http(f"http://{HOST}:{port}/api/v2/heartbeat", process, "chroma run", log_path)
-        yield f"{HOST}:{port}"
+        run = [command, "run", "--path", str(folder), "--host", HOST, "--port", str(port)]
+        with serving(run, port, "chroma run", work / f"chroma-{port}.log", work) as address:
+            yield address
     finally:
-        stop_process(process)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -734,20 +730,11 @@ def reference_lines(results: dict[str, dict]) -> list[str]:
         return []
     return [
         "",
-        f"The same add loop against chromadb {versions_of('chromadb')}'s own server (`chroma run` on a local "
-        "folder), with the same client, in turn with the two above: "
+        "The same add loop against chromadb's own server (`chroma run` on a local folder; its version "
+        "above), with the same client, in turn with the two above: "
         f"{fmt(chroma.get('items_per_s'))} items/s, add p50 {fmt(chroma.get('add_p50_ms'))} ms, "
         f"heartbeat p50 {fmt(chroma.get('heartbeat_p50_ms'))} ms.",
     ]
-
-
-def versions_of(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "?"
 
 
 def targets_table(results: dict[str, dict]) -> list[str]:
