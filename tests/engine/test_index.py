@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -91,3 +93,77 @@ def test_zero_query_on_a_unit_index_is_at_distance_one() -> None:
     index.add(np.arange(3_000, dtype=np.int64), unit_rows(np.random.default_rng(3), 3_000))
     _keys, distances = index.search(np.zeros((1, 16), np.float32), 5)[0]
     assert np.allclose(distances, 1.0)
+
+
+def missed(graph: Any, vectors: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Keys that a very wide usearch search for their own vector does not return first
+    (searched at 128 first, then the few missed at 4,096, which finds every vector the
+    graph links in at this size)."""
+    suspects = np.arange(len(keys))
+    for width in (128, 4_096):
+        graph.expansion_search = width
+        found = np.asarray(graph.search(vectors[suspects], 1, threads=2).keys).reshape(-1)
+        suspects = suspects[found != keys[suspects]]
+    return keys[suspects]
+
+
+def unreachable(index: VectorIndex, vectors: np.ndarray, keys: np.ndarray) -> list[int]:
+    return missed(index.index, vectors, keys).tolist()
+
+
+def build(path: str | None, vectors: np.ndarray, keys: np.ndarray, batch: int) -> VectorIndex:
+    index = VectorIndex(IndexSettings(dimension=vectors.shape[1], space="l2"), path)
+    for start in range(0, len(keys), batch):  # batches of >= 256: inserted on every core
+        index.add(keys[start : start + batch], vectors[start : start + batch])
+    index.search(vectors[:1], 1)  # every insert done
+    return index
+
+
+@pytest.mark.parametrize("saved", [False, True], ids=["in-memory", "saved"])
+def test_every_vector_is_linked_into_the_graph(tmp_path, saved: bool) -> None:
+    """usearch's multi-threaded inserts leave a few vectors that no graph node links to
+    (unum-cloud/USearch#735; 10-20 in 40,000 random 16-d vectors): stored, yet no
+    search returns them. The index finds such nodes and inserts them again: in one large
+    insert at once, after many smaller ones at the next save."""
+    rng = np.random.default_rng(11)
+    vectors = rng.standard_normal((40_000, 16)).astype(np.float32)
+    keys = np.arange(len(vectors), dtype=np.int64) * 7 + 3
+    if saved:
+        index = build(str(tmp_path / "x.usearch"), vectors, keys, batch=2_000)
+        index.save()
+    else:
+        index = build(None, vectors, keys, batch=len(keys))
+    assert unreachable(index, vectors, keys) == []
+    assert len(index) == len(keys)
+    np.testing.assert_array_equal(index.vectors(keys), vectors)  # nothing re-inserted changed
+    assert index.churn < 0.01 * len(keys)  # only the few unlinked vectors went in again
+
+
+def test_orphans_read_from_a_saved_graph(tmp_path) -> None:
+    """`orphans` reads the saved graph: the vectors it names are the ones a wide search
+    misses (NumPy-free truth: usearch's own search); removed nodes are never named; a file
+    of another layout gives None rather than a guess."""
+    from usearch.index import Index
+
+    from vecduck.engine.usearch_file import orphans
+
+    rng = np.random.default_rng(12)
+    vectors = rng.standard_normal((40_000, 16)).astype(np.float32)
+    keys = np.arange(len(vectors), dtype=np.int64) + 100
+    raw = Index(ndim=16, metric="l2sq", dtype="f32", connectivity=16, expansion_add=100)
+    raw.add(keys, vectors, threads=2)
+    raw.remove(keys[:50])
+    path = str(tmp_path / "raw.usearch")
+    raw.save(path)
+    live = np.asarray(raw.keys, np.int64)
+    named = orphans(path, 16, 16, live)
+    assert named is not None
+    unlinked = set(missed(raw, vectors[50:], keys[50:]).tolist())
+    assert unlinked, "expected usearch's parallel insert to leave at least one vector unlinked"
+    assert unlinked <= set(named.tolist())
+    assert not set(named.tolist()) & set(keys[:50].tolist())
+    assert orphans(path, 16, 8, live) is None  # another connectivity: the sizes do not add up
+    assert orphans(path, 16, 16, live[1:]) is None  # not the keys the index holds
+    with open(path, "r+b") as f:
+        f.truncate(len(f.read()) - 4)
+    assert orphans(path, 16, 16, live) is None

@@ -13,6 +13,7 @@ import contextlib
 import json
 import mmap
 import os
+import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ import numpy as np
 import xxhash
 from usearch.index import Index
 
-from vecduck.engine.usearch_file import FileVectors, map_vectors
+from vecduck.engine.usearch_file import FileVectors, map_vectors, orphans
 from vecduck.progress import progress
 
 METRICS = {"l2": "l2sq", "cosine": "cos", "ip": "ip"}
@@ -73,6 +74,10 @@ CANDIDATE_BYTES = 64 * 2**20
 CANDIDATE_SETS = 64
 # Index builds of more vectors than this show a progress bar.
 PROGRESS_MIN = 20_000
+# Once multi-threaded inserts add up to this share of the index, it is checked for nodes
+# no search can reach (by saving it to a scratch file, see `repair_orphans`), and at every
+# save after one: the checks cost at most a save per quarter of growth.
+ORPHAN_CHECK_SHARE = 1 / 4
 
 
 @dataclass
@@ -125,6 +130,7 @@ class VectorIndex:
         self._extra_rows = np.empty((0, settings.dimension), np.float32)
         self._extra_count = 0
         self.viewed = False
+        self._orphans_unchecked = 0  # vectors inserted on many threads since the last orphan check
         self.unit = settings.space == "cosine"  # every vector unit length: searched by inner product
         # the auto search width found by `calibrate`, and the index size it was found at
         self.calibrated_ef: int | None = None
@@ -246,6 +252,8 @@ class VectorIndex:
         self._calibrate_if_due()  # a large write's save pays it, not the next process's first query
         tmp = private_tmp(self.path)
         self.index.save(tmp)
+        if self._orphans_unchecked and self.repair_orphans(tmp):
+            self.index.save(tmp)
         if self.sync:
             _fsync(tmp)
         digest = file_digest(tmp)
@@ -451,13 +459,13 @@ class VectorIndex:
 
             # usearch checks the callback's annotations as types, not as strings.
             report.__annotations__ = {"processed": int, "_total": int, "return": bool}
-            index.add(
-                keys,
-                vectors,
-                threads=THREADS if len(keys) >= 256 else 1,
-                progress=report if len(keys) > PROGRESS_MIN else None,
-            )
+            threads = THREADS if len(keys) >= 256 else 1
+            index.add(keys, vectors, threads=threads, progress=report if len(keys) > PROGRESS_MIN else None)
         self.changes_since_save += len(keys)
+        if threads > 1:
+            self._orphans_unchecked += len(keys)
+            if self._orphans_unchecked >= ORPHAN_CHECK_SHARE * len(index):
+                self._check_orphans_now()
         if self._tracking:
             self._keep(keys, vectors)
 
@@ -476,6 +484,41 @@ class VectorIndex:
         self._extra_rows[self._extra_count : end] = vectors
         self._extra_pos[keys] = np.arange(self._extra_count, end)
         self._extra_count = end
+
+    def _check_orphans_now(self) -> None:
+        """Save the index to a scratch file and repair its orphans (see `repair_orphans`)."""
+        if self.path is not None:
+            scratch = private_tmp(self.path) + ".check"
+        else:
+            handle, scratch = tempfile.mkstemp(suffix=".usearch")
+            os.close(handle)
+        try:
+            self.index.save(scratch)
+            self.repair_orphans(scratch)
+        finally:
+            with contextlib.suppress(OSError):
+                os.remove(scratch)
+
+    def repair_orphans(self, saved: str) -> int:
+        """Insert again, on one thread, the vectors that no node of the graph saved at
+        `saved` links to on its bottom level; how many there were.
+
+        A search never returns such a vector (its record is stored, and an exact or
+        filtered search finds it). usearch's multi-threaded inserts leave 0.01-0.2% of a
+        batch so (unum-cloud/USearch#735); one insert on one thread links most of them in.
+        Reads the graph from the file (usearch shows no links), about 0.1 s at 100,000."""
+        self._orphans_unchecked = 0
+        index = self.index
+        found = orphans(saved, self.settings.dimension, self.settings.max_neighbors, np.asarray(index.keys, np.int64))
+        if found is None or not len(found):
+            return 0
+        vectors = self._get(found)
+        index = self._writable()
+        index.remove(found)
+        index.add(found, vectors, threads=1)
+        self.churn += len(found)
+        self.changes_since_save += len(found)
+        return len(found)
 
     def _map_file(self) -> None:
         """Map the saved file's vectors and forget those kept since (the file has them)."""
