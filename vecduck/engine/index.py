@@ -495,7 +495,7 @@ class VectorIndex:
     def _check_orphans_now(self) -> None:
         """Link in the index's unlinked vectors, walking its graph in a scratch file."""
         if self.path is not None:
-            scratch = private_tmp(self.path) + ".check"
+            scratch = private_tmp(self.path + ".check")  # a ".tmp": never taken for a sidecar
         else:
             handle, scratch = tempfile.mkstemp(suffix=".usearch")
             os.close(handle)
