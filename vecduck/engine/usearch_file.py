@@ -97,6 +97,8 @@ def _layout(data: np.ndarray, dimension: int, connectivity: int, expected_keys: 
         if not np.array_equal(np.sort(keys[keys != REMOVED]), np.sort(expected_keys)):
             return None
         entry_slot = int(np.frombuffer(data[levels_at - 8 : levels_at], np.uint64)[0])
+        if rows and entry_slot >= rows:
+            return None
         return Layout(data, rows, graph, starts, keys, entry_slot)
     return None
 
@@ -134,7 +136,7 @@ def orphans(path: str, dimension: int, connectivity: int, expected_keys: np.ndar
     layout = _layout(data, dimension, connectivity, expected_keys)
     if layout is None:
         return None
-    links = _bottom_links(data, layout, connectivity)
+    links = _bottom_links(layout, connectivity)
     if links is None:
         return None
     first, targets = links
@@ -150,7 +152,7 @@ def orphans(path: str, dimension: int, connectivity: int, expected_keys: np.ndar
     return layout.keys[~reached & (layout.keys != REMOVED)]
 
 
-def _bottom_links(data: np.ndarray, layout: Layout, connectivity: int) -> tuple[np.ndarray, np.ndarray] | None:
+def _bottom_links(layout: Layout, connectivity: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Every node's bottom-level links as (first, targets): node i links to
     targets[first[i]:first[i + 1]]; None if a count or a target is out of range."""
     base = 2 * connectivity
@@ -159,7 +161,7 @@ def _bottom_links(data: np.ndarray, layout: Layout, connectivity: int) -> tuple[
     parts = []
     for start in range(0, layout.rows, ORPHAN_CHUNK):
         starts = layout.starts[start : start + ORPHAN_CHUNK]
-        words = data[starts[:, None] + NODE_HEAD + span[None, :]].copy().view(np.uint32)
+        words = layout.data[starts[:, None] + NODE_HEAD + span[None, :]].copy().view(np.uint32)
         chunk_counts = words[:, 0].astype(np.int64)
         if np.any(chunk_counts > base):
             return None
