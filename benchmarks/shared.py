@@ -564,6 +564,9 @@ def bench_loop(bench: Bench, items: int, rounds: int) -> dict[str, dict]:
         reference = stack.enter_context(chroma_server(bench.work))
         if reference is not None:
             addresses["chromadb"] = reference
+        port = free_port()
+        floor = bench.command("floor", "--like", addresses["local"], "--port", str(port))
+        addresses["floor"] = stack.enter_context(serving(floor, port, "floor server", bench.work / "floor.log", HERE))
         names = list(addresses)
         runs: dict[str, list[dict]] = {name: [] for name in names}
         before = bench.counters(backends["shared"])
@@ -737,6 +740,21 @@ def reference_lines(results: dict[str, dict]) -> list[str]:
     ]
 
 
+def floor_lines(results: dict[str, dict]) -> list[str]:
+    """The add loop against a server that stores nothing: what the client and HTTP cost alone."""
+    floor = results.get("loop", {}).get("floor")
+    if not floor:
+        return []
+    return [
+        "",
+        "The client's own floor: the same loop, in turn with the others, against a server that answers "
+        "every add at once and stores nothing (`shared_worker.py floor`, uvicorn with h11 like `vecduck run`): "
+        f"{fmt(floor.get('items_per_s'))} items/s, add p50 {fmt(floor.get('add_p50_ms'))} ms. "
+        f"A {LOOP_ITEMS_S:.0f} items/s loop has {1e3 / LOOP_ITEMS_S:.2f} ms an add; this much of it goes "
+        "to chromadb's client, the loopback and the HTTP server before any database work.",
+    ]
+
+
 def targets_table(results: dict[str, dict]) -> list[str]:
     q, loop, ing = results.get("query", {}), results.get("loop", {}), results.get("ingest", {})
     rows = []
@@ -849,6 +867,7 @@ def report(results: dict[str, Any], facts: dict[str, Any], args: argparse.Namesp
         "",
         *results_table(results, args),
         *reference_lines(results),
+        *floor_lines(results),
         "",
         "### Against the targets",
         "",

@@ -4,6 +4,7 @@
     python benchmarks/shared_worker.py query      PATH [--data-path D] --rows N [--items N]  (over stdin)
     python benchmarks/shared_worker.py loop       --servers NAME=HOST:PORT ... --items N --round R
     python benchmarks/shared_worker.py visibility --pairs NAME=HOST:PORT,HOST:PORT ... --writes N
+    python benchmarks/shared_worker.py floor      --like HOST:PORT --port P   (a server, until stopped)
 
 PATH is a folder (the local baseline) or a PostgreSQL URL with an s3:// --data-path (a shared
 lake); the S3 credentials and endpoint come from the AWS_* variables, the local cache from
@@ -30,6 +31,7 @@ NAME = "bench"
 CONFIG = {"hnsw": {"space": "cosine"}}
 META_COLUMNS = ["category", "year", "score", "flag"]
 HEARTBEATS = 200  # HTTP round trips through the client before the add loop: the floor under one add
+FLOOR = "floor"  # the add loop's reference server that stores nothing (phase_floor)
 
 
 def emit(figures: dict[str, Any]) -> None:
@@ -153,7 +155,8 @@ def phase_loop(args: argparse.Namespace) -> None:
             client.heartbeat()
             beats.append(time.perf_counter() - start)
         heartbeat[name] = float(np.percentile(beats, 50))
-        cols[name] = client.create_collection(f"loop{args.round}", embedding_function=None, configuration=CONFIG)
+        # a name per system: the floor server creates its collection on the local server
+        cols[name] = client.create_collection(f"loop{args.round}-{name}", embedding_function=None, configuration=CONFIG)
         start = time.perf_counter()
         cols[name].add(ids=[ids[-1]], embeddings=[vectors[-1]], metadatas=[metas[-1]], documents=[documents[-1]])
         first[name] = time.perf_counter() - start
@@ -168,7 +171,8 @@ def phase_loop(args: argparse.Namespace) -> None:
             times[name].append(time.perf_counter() - start)
     out: dict[str, Any] = {}
     for name, seconds in times.items():
-        assert cols[name].count() == args.items + 1, (name, cols[name].count())
+        if name != FLOOR:  # the floor server stores nothing
+            assert cols[name].count() == args.items + 1, (name, cols[name].count())
         out[name] = {
             "items_per_s": len(seconds) / sum(seconds),
             "first_add_ms": 1e3 * first[name],
@@ -177,6 +181,43 @@ def phase_loop(args: argparse.Namespace) -> None:
             "heartbeat_p50_ms": 1e3 * heartbeat[name],
         }
     emit(out)
+
+
+def phase_floor(args: argparse.Namespace) -> None:
+    """The client's own floor under one add: a server that answers every add at once with
+    Chroma's 201 and stores nothing, and passes every other call (create the collection,
+    heartbeat) to the real server at `--like`. The add loop through it times chromadb's
+    client, the loopback and uvicorn, and no database."""
+    import http.client
+
+    import uvicorn
+
+    host, port = args.like.rsplit(":", 1)
+    real = http.client.HTTPConnection(host, int(port))
+
+    def forward(scope: dict, body: bytes) -> tuple[int, bytes]:
+        path = scope["path"] + ("?" + scope["query_string"].decode() if scope["query_string"] else "")
+        headers = {k.decode(): v.decode() for k, v in scope["headers"] if k.lower() != b"host"}
+        real.request(scope["method"], path, body=body or None, headers=headers)
+        answer = real.getresponse()
+        return answer.status, answer.read()
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        if scope["method"] == "POST" and scope["path"].endswith("/add"):
+            status, answer = 201, b"{}"
+        else:
+            status, answer = forward(scope, body)
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+
+    uvicorn.run(app, host=host, port=args.port, log_level="warning", http="h11", lifespan="off")
 
 
 def phase_visibility(args: argparse.Namespace) -> None:
@@ -239,7 +280,7 @@ def phase_visibility(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("phase", choices=["ingest", "query", "loop", "visibility"])
+    parser.add_argument("phase", choices=["ingest", "query", "loop", "visibility", "floor"])
     parser.add_argument("path", nargs="?", default=None, help="folder or PostgreSQL URL (ingest, query)")
     parser.add_argument("--data-path", default=None)
     parser.add_argument("--rows", type=int, default=100_000, help="the data set (benchmarks/dataset.py)")
@@ -249,8 +290,12 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=2_000)
     parser.add_argument("--round", type=int, default=0)
     parser.add_argument("--writes", type=int, default=300)
+    parser.add_argument("--like", default=None, help="HOST:PORT of the real server (floor)")
+    parser.add_argument("--port", type=int, default=0, help="the floor server's port (floor)")
     args = parser.parse_args()
-    {"ingest": phase_ingest, "query": phase_query, "loop": phase_loop, "visibility": phase_visibility}[args.phase](args)
+    phases = {"ingest": phase_ingest, "query": phase_query, "loop": phase_loop, "visibility": phase_visibility}
+    phases["floor"] = phase_floor
+    phases[args.phase](args)
 
 
 if __name__ == "__main__":
