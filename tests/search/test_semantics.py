@@ -573,6 +573,8 @@ def test_result_shape(dataset: DataSet) -> None:
 
     assert isinstance(result, vecduck.SearchResult)
     assert result.ids == result["ids"]
+    assert (result.documents, result.embeddings) == (result["documents"], result["embeddings"])
+    assert (result.metadatas, result.scores) == (result["metadatas"], result["scores"])
     frame = result.to_pandas()
     total = sum(len(ids) for ids in result["ids"])
     assert len(frame) == total
@@ -593,6 +595,75 @@ def test_result_shape(dataset: DataSet) -> None:
     assert polars_frame.height == total
     assert polars_frame["search"].to_list() == list(frame["search"])
     assert polars_frame["id"].to_list() == list(frame["id"])
+
+
+def test_numpy_scalars_count_as_numbers(dataset: DataSet) -> None:
+    """Limits, offsets, defaults and filter values given as NumPy scalars: what an HTTP
+    client's JSON makes of them, so every client kind answers as with Python numbers."""
+    api = dataset.backend.api
+    query = np.asarray(QUERIES["d1"].vector, np.float32)
+    ranked = (
+        api.Search()
+        .rank(api.Knn(query=query, limit=np.int64(6), default=np.float32(50.0)))
+        .limit(np.int64(4), offset=np.int64(1))
+        .select(api.K.SCORE)
+    )
+    grouped = (
+        api.Search()
+        .rank(api.Knn(query=query, limit=np.int64(30)))
+        .group_by(api.GroupBy(keys=api.K("cat"), aggregate=api.MinK(keys=api.K.SCORE, k=np.int64(1))))
+    )
+    filtered = api.Search().where(api.K("n") == np.int64(7))
+    result = dataset.collection().search([ranked, grouped, filtered])
+    expected = expected_ranking(dataset, knn("d1", limit=6, default=50.0), "l2")
+    check_all(ref.check_page(result["ids"][0], result["scores"][0], expected.ranked, offset=1, limit=4))
+    categories = [dataset.records[dataset.position[i]].value("cat") for i in result["ids"][1]]
+    assert len(categories) == len(set(categories)) > 1  # one per group
+    assert result["ids"][2] == [r.id for r in dataset.records if r.value("n") == 7]
+
+
+def test_group_by_needs_a_rank_and_metadata_keys(dataset: DataSet) -> None:
+    """Chroma refuses a group_by without a rank expression, grouping by anything but
+    metadata fields, and aggregating by anything but those and the score."""
+    api = dataset.backend.api
+    rank = api.Knn(query=np.asarray(QUERIES["d0"].vector, np.float32))
+    refused = [
+        api.Search().group_by(api.GroupBy(keys=api.K("cat"), aggregate=api.MinK(keys=api.K.SCORE, k=1))),
+        api.Search().rank(rank).group_by(api.GroupBy(keys=api.K.SCORE, aggregate=api.MinK(keys=api.K.SCORE, k=1))),
+        api.Search().rank(rank).group_by(api.GroupBy(keys=api.K("cat"), aggregate=api.MaxK(keys=api.K.DOCUMENT, k=1))),
+    ]
+    for search in refused:
+        with pytest.raises(Exception, match=r"group_by|max_k"):
+            dataset.collection().search(search)
+    grouped = api.Search().rank(rank).group_by(api.GroupBy(keys=api.K("cat"), aggregate=api.MinK(keys="n", k=2)))
+    assert dataset.collection().search(grouped)["ids"][0]
+
+
+def test_non_finite_scores_are_none_without_warnings(dataset: DataSet) -> None:
+    """log of a negative number and division by zero give scores of None (Chroma's JSON
+    null), and no NumPy warning reaches the caller."""
+    import warnings
+
+    api = dataset.backend.api
+    knn_d0 = api.Knn(query=np.asarray(QUERIES["d0"].vector, np.float32), limit=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = dataset.collection().search(
+            [
+                api.Search().rank((knn_d0 - 1e6).log()).select(api.K.SCORE),
+                api.Search().rank(knn_d0 / 0).select(api.K.SCORE),
+            ]
+        )
+    assert result["scores"] == [[None] * 3, [None] * 3]
+
+
+def test_selecting_the_id_gives_a_metadata_column(dataset: DataSet) -> None:
+    """Chroma reads `#id` in a select as a metadata field: a metadatas column of nulls."""
+    api = dataset.backend.api
+    knn_d0 = api.Knn(query=np.asarray(QUERIES["d0"].vector, np.float32), limit=4)
+    result = dataset.collection().search(api.Search().rank(knn_d0).select(api.K.ID))
+    assert result["metadatas"] == [[None] * 4]
+    assert len(result["ids"][0]) == 4
 
 
 def test_query_dimension_mismatch_is_an_error(dataset: DataSet) -> None:

@@ -27,8 +27,6 @@ SCORE_KEY = "#score"
 METADATA_KEY = "#metadata"
 # The fixed select keys, in the order Chroma reports them (metadata fields follow, sorted).
 FIXED_SELECT = ("#document", "#embedding", "#metadata", "#score")
-# Select keys that name no metadata field: ids come back whatever the select ("#id" adds nothing)
-NOT_FIELDS = frozenset((*FIXED_SELECT, "#id"))
 READ_LEVELS = ("index_and_wal", "index_only", "index_and_bounded_wal")
 MAX_DEPTH = 64  # nesting of rank and filter expressions
 MAX_COUNT = 2**32 - 1  # Chroma's limits and offsets are unsigned 32-bit
@@ -52,12 +50,25 @@ def search_payloads(searches: Any) -> list[dict[str, Any]]:
     payloads = []
     for item in items:
         if isinstance(item, dict):
-            payloads.append(item)
+            payloads.append(_plain_numbers(item))
         elif callable(getattr(item, "to_dict", None)):
-            payloads.append(item.to_dict())
+            payloads.append(_plain_numbers(item.to_dict()))
         else:
             raise TypeError(f"Expected a Search (or its dict), got {type(item).__name__}")
     return payloads
+
+
+def _plain_numbers(node: Any) -> Any:
+    """NumPy scalars (a limit of `np.int64(3)`, a filter value of `np.float32(0.5)`) as the
+    Python numbers an HTTP client's JSON makes of them, so an embedded search takes what
+    a search through a server does. Dense vectors (lists of numbers) are passed whole."""
+    if isinstance(node, np.generic):
+        return node.item()
+    if isinstance(node, dict):
+        return {key: _plain_numbers(value) for key, value in node.items()}
+    if isinstance(node, (list, tuple)) and not is_number_list(node):
+        return [_plain_numbers(value) for value in node]
+    return node
 
 
 def read_level_value(read_level: Any) -> str:
@@ -249,6 +260,9 @@ def _group_by(value: Any) -> tuple[list[str], tuple[str, list[str], int] | None]
     keys = value["keys"]
     if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
         raise bad("group_by keys must be a non-empty list of strings")
+    for key in keys:
+        if key in FIXED_SELECT:
+            raise bad(f"group_by keys must be metadata fields, got {key!r}")
     aggregate = value["aggregate"]
     if not isinstance(aggregate, dict) or len(aggregate) != 1:
         raise bad("group_by aggregate must be {'$min_k': ...} or {'$max_k': ...}")
@@ -260,6 +274,9 @@ def _group_by(value: Any) -> tuple[list[str], tuple[str, list[str], int] | None]
     sort_keys = spec["keys"]
     if not isinstance(sort_keys, list) or not sort_keys or not all(isinstance(k, str) for k in sort_keys):
         raise bad(f"{operator} keys must be a non-empty list of strings")
+    for key in sort_keys:
+        if key in FIXED_SELECT and key != SCORE_KEY:
+            raise bad(f"{operator} keys must be metadata fields or {SCORE_KEY}, got {key!r}")
     return keys, ("min" if operator == "$min_k" else "max", sort_keys, _count(spec["k"], f"{operator} k", True))
 
 
@@ -299,6 +316,8 @@ def parse_payload(payload: Any) -> tuple[SearchPlan, list[str]]:
     rank = payload.get("rank")
     plan = SearchPlan(where=where, rank=None if rank is None else parser.parse(rank), knns=parser.knns)
     plan.group_keys, plan.aggregate = _group_by(payload.get("group_by"))
+    if plan.aggregate is not None and plan.rank is None:
+        raise bad("group_by requires a rank expression: it keeps each group's best-scored records")
     plan.offset, plan.limit = _limit(payload.get("limit"))
     return plan, _select(payload.get("select"))
 
@@ -319,7 +338,7 @@ def shape_result(answers: Sequence[tuple[Any, Any]], selects: Sequence[list[str]
         "select": [],
     }
     for (hits, rows), select in zip(answers, selects, strict=True):
-        fields = [k for k in select if k not in NOT_FIELDS]
+        fields = [k for k in select if k not in FIXED_SELECT]  # "#id" too: Chroma reads it as a metadata field
         result["ids"].append(list(rows.ids))
         result["select"].append(list(select))
         result["documents"].append(list(rows.documents) if DOCUMENT_KEY in select else None)
@@ -347,7 +366,7 @@ def row_fields(selects: Sequence[list[str]]) -> tuple[list[str], bool]:
     fields = []
     if any(DOCUMENT_KEY in s for s in selects):
         fields.append("document")
-    if any(METADATA_KEY in s or any(k not in NOT_FIELDS for k in s) for s in selects):
+    if any(METADATA_KEY in s or any(k not in FIXED_SELECT for k in s) for s in selects):
         fields.append("metadata")
     return fields, any(EMBEDDING_KEY in s for s in selects)
 

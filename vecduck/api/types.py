@@ -60,6 +60,22 @@ class QueryResult(_Frames, dict):  # type: ignore[type-arg]
     def ids(self) -> list[list[str]]:
         return self["ids"]
 
+    @property
+    def documents(self) -> list[list[str | None] | None]:
+        return self["documents"]
+
+    @property
+    def embeddings(self) -> list[list[list[float]] | None]:
+        return self["embeddings"]
+
+    @property
+    def metadatas(self) -> list[list[dict[str, Any] | None] | None]:
+        return self["metadatas"]
+
+    @property
+    def scores(self) -> list[list[float | None] | None]:
+        return self["scores"]
+
 
 @dataclass
 class IndexingStatus:
@@ -88,6 +104,22 @@ class SearchResult(dict):  # type: ignore[type-arg]
     @property
     def ids(self) -> list[list[str]]:
         return self["ids"]
+
+    @property
+    def documents(self) -> list[list[str | None] | None]:
+        return self["documents"]
+
+    @property
+    def embeddings(self) -> list[list[list[float]] | None]:
+        return self["embeddings"]
+
+    @property
+    def metadatas(self) -> list[list[dict[str, Any] | None] | None]:
+        return self["metadatas"]
+
+    @property
+    def scores(self) -> list[list[float | None] | None]:
+        return self["scores"]
 
     def rows(self) -> list[list[dict[str, Any]]]:
         """Row-major: per search, one dict per hit with `id` and whatever was selected."""

@@ -226,7 +226,8 @@ def execute(store: Any, state: Any, plan: SearchPlan, bm25_keys: set[str]) -> Se
         keys = keys[plan.offset : None if plan.limit is None else plan.offset + plan.limit]
         return SearchHits(keys, np.arange(len(keys), dtype=np.float32))
     results = _all_knns(store, state, plan.knns, candidates, bm25_keys)
-    keys, scores = ranked(evaluate(plan.rank, results))
+    with np.errstate(all="ignore"):  # log(0), x / 0: the score is not finite (None), not a warning
+        keys, scores = ranked(evaluate(plan.rank, results))
     if plan.aggregate is not None and plan.group_keys and len(keys):
         metadatas = load_metadata_column(state.rows.take(keys, ["metadata"]).column("metadata"))
         keys, scores = group(keys, scores, metadatas, plan.group_keys, plan.aggregate)
