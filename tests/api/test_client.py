@@ -300,3 +300,30 @@ def test_relative_and_moved_folders_open(tmp_path: Path, monkeypatch: pytest.Mon
     assert vecduck.duckdb_connect("moved").sql("SELECT count(*) FROM docs").fetchone() == (3,)
     assert col.get()["ids"] == ["a", "b", "c"]
     client.close()
+
+
+def test_persistent_settings_and_clear_system_cache(tmp_path: Path) -> None:
+    """As chromadb: a PersistentClient's settings say where it persists, and
+    `SharedSystemClient.clear_system_cache()` gives the next client a fresh start (the
+    in-memory data gone, the folder's kept). In a process of its own: the reset closes
+    every store of the process."""
+    script = textwrap.dedent(
+        """
+        import sys, vecduck
+        from vecduck.api.client import SharedSystemClient
+
+        folder = sys.argv[1]
+        client = vecduck.PersistentClient(path=folder)
+        assert client.get_settings().is_persistent
+        assert client.get_settings().persist_directory == folder
+        client.create_collection("on-disk").add(ids=["a"], embeddings=[[1.0, 2.0]])
+        vecduck.Client().create_collection("in-memory")
+        SharedSystemClient.clear_system_cache()
+        assert vecduck.Client().list_collections() == []
+        assert vecduck.PersistentClient(path=folder).get_collection("on-disk").count() == 1
+        vecduck.Client.clear_system_cache()  # the same, from the client class
+        print("ok")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "kept")], capture_output=True, text=True)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -70,3 +70,23 @@ def test_create_collection_in_a_deleted_database(tmp_path: Path) -> None:
     finally:
         client.close()
         admin.close()
+
+
+def test_numpy_integers_as_limit_and_offset() -> None:
+    """chromadb takes NumPy integers (and bools) for get's limit and offset and peek's limit."""
+    import numpy as np
+
+    name = unique("np_limits")
+    answers = []
+    for client in (chromadb.EphemeralClient(REFERENCE_SETTINGS), vecduck.Client()):
+        col = client.create_collection(name, embedding_function=None)
+        col.add(ids=[f"r{i}" for i in range(6)], embeddings=np.eye(6, dtype=np.float32))
+        answers.append(
+            (
+                col.get(limit=np.int64(2), offset=np.int32(1))["ids"],
+                col.get(limit=True)["ids"],
+                col.peek(np.uint8(3))["ids"],
+            )
+        )
+    assert answers[0] == answers[1]
+    assert answers[1][0] == ["r1", "r2"]

@@ -21,6 +21,7 @@ from vecduck.api.configuration import build_configuration
 from vecduck.api.embedding import (
     default_embedding_function,
     embedding_function_config,
+    function_from_configuration,
     resolve_embedding_function,
 )
 from vecduck.api.indexing import check_schema, configuration_with_schema
@@ -119,6 +120,13 @@ class Client(ClientBase):
 
     _admin = False  # AdminClient's own client: it manages tenants and databases, needs none to exist
 
+    @staticmethod
+    def clear_system_cache() -> None:
+        """chromadb's reset of the process's open systems: every store this process holds
+        is flushed and closed (clients opened before fail from then on), and the in-memory
+        one is emptied; the next client opens afresh."""
+        STORES.close_all()
+
     def __init__(
         self,
         settings: Settings | None = None,
@@ -131,6 +139,9 @@ class Client(ClientBase):
         self._settings = settings or Settings()
         if path is None and self._settings.is_persistent:
             path = self._settings.persist_directory
+        elif path is not None:  # as chromadb's PersistentClient: the settings say where it persists
+            self._settings = copy.copy(self._settings)
+            self._settings.is_persistent, self._settings.persist_directory = True, os.fspath(path)
         self._path = None if path is None else os.fspath(path)
         self._data_path = None if data_path is None else os.fspath(data_path)
         self.tenant = tenant
@@ -228,8 +239,12 @@ class Client(ClientBase):
         """Create a collection; an existing name raises unless `get_or_create`."""
         v.check_collection_name(name)
         v.check_collection_metadata(metadata)
+        configuration, embedding_function = function_from_configuration(configuration, embedding_function, UNSET)
         ef = default_embedding_function() if embedding_function is UNSET else embedding_function
-        config = build_configuration(metadata, configuration, embedding_function_config(ef))
+        recorded = embedding_function_config(ef)
+        if ef is None and configuration and (configuration.get("hnsw") or configuration.get("spann")):
+            recorded = {"type": "legacy"}  # chromadb: no function with an index configuration embeds nothing
+        config = build_configuration(metadata, configuration, recorded)
         declared = None
         if schema is not None:
             from vecduck.api.schema import schema_json
@@ -394,6 +409,13 @@ def EphemeralClient(  # noqa: N802 - chromadb's factory name
     return Client(settings=settings, tenant=tenant, database=database)
 
 
+class SharedSystemClient:
+    """chromadb's name for the registry behind every client, for code that resets it with
+    `SharedSystemClient.clear_system_cache()` (tests and notebooks do)."""
+
+    clear_system_cache = staticmethod(Client.clear_system_cache)
+
+
 def PersistentClient(  # noqa: N802 - chromadb's factory name
     path: str | os.PathLike[str] = "./chroma",
     settings: Settings | None = None,
@@ -408,4 +430,12 @@ def PersistentClient(  # noqa: N802 - chromadb's factory name
     return Client(settings=settings, tenant=tenant, database=database, path=path, data_path=data_path)
 
 
-__all__ = ["AdminClient", "Client", "EphemeralClient", "NotFoundError", "PersistentClient", "Settings"]
+__all__ = [
+    "AdminClient",
+    "Client",
+    "EphemeralClient",
+    "NotFoundError",
+    "PersistentClient",
+    "Settings",
+    "SharedSystemClient",
+]

@@ -11,6 +11,7 @@ import numpy as np
 
 from vecduck.api import validation as v
 from vecduck.api.configuration import updated_configuration
+from vecduck.api.embedding import embedding_function_config, is_default_function
 from vecduck.api.indexing import reported_schema, sparse_index_configs
 from vecduck.api.types import (
     GET_INCLUDE_DEFAULT,
@@ -116,7 +117,7 @@ class Collection:
 
     # -- embedding ---------------------------------------------------------------------
     def _embed(self, texts: list[str], is_query: bool = False) -> list[np.ndarray]:
-        ef = self._embedding_function
+        ef = self._embedding_function or self._schema_embedding_function()
         if ef is None:
             raise ValueError(
                 "You must provide an embedding function to compute embeddings."
@@ -124,6 +125,19 @@ class Collection:
             )
         vectors = ef.embed_query(input=texts) if is_query and hasattr(ef, "embed_query") else ef(input=texts)
         return [np.asarray(vector, dtype=np.float32) for vector in vectors]
+
+    def _schema_embedding_function(self) -> Any:
+        """chromadb's fallback for a handle without a function: a collection created with
+        `embedding_function=None` and no index configuration records no function, and its
+        schema keeps the default one, which chromadb then embeds with; one created with an
+        index configuration records "legacy", which embeds nothing."""
+        recorded = self._record.configuration
+        if "embedding_function" in recorded and recorded["embedding_function"] is None:
+            from vecduck.api.embedding import default_embedding_function
+
+            self._embedding_function = default_embedding_function()
+            return self._embedding_function
+        return None
 
     # -- writes ------------------------------------------------------------------------
     def _prepare_write(
@@ -370,8 +384,7 @@ class Collection:
             if texts is None:
                 raise ValueError("Only query_texts or query_embeddings are supported by vecduck")
             vectors = self._embed(texts, is_query=True)
-        elif texts is not None:
-            raise ValueError("Attempting to embed a record that already has embeddings.")
+        # given both, chromadb 1.5 queries with the embeddings and leaves the texts aside
         return vectors, v.one_or_many(ids)
 
     def _query(
@@ -425,7 +438,11 @@ class Collection:
 
         with v.in_method("search"):
             payloads = s.search_payloads(searches)
-        dense = None if self._embedding_function is None else (lambda text: self._embed([text], is_query=True)[0])
+        dense = (
+            None
+            if self._embedding_function is None and self._schema_embedding_function() is None
+            else (lambda text: self._embed([text], is_query=True)[0])
+        )
         payloads = [s.embed_text_queries(p, dense, self._sparse_query) for p in payloads]
         return self._search(payloads, read_level, embedded=True)
 
@@ -633,6 +650,11 @@ class Collection:
                 v.check_collection_metadata(metadata)
         elif metadata is not None:
             v.check_collection_metadata(metadata)
+        function = (configuration or {}).get("embedding_function")
+        if function is not None and not isinstance(function, dict):  # a function object, as chromadb takes it
+            configuration = {**configuration, "embedding_function": embedding_function_config(function)}
+            if self._embedding_function is None or is_default_function(self._embedding_function):
+                self._embedding_function = function
         new_configuration = updated_configuration(self._record.configuration, configuration) if configuration else None
         self._record = self._store.modify_collection(
             self._record.id, name=name, metadata=metadata, configuration=new_configuration

@@ -62,3 +62,26 @@ def _name_of(ef: Any) -> str | None:
             return None
         return result if isinstance(result, str) else None
     return None
+
+
+def is_default_function(ef: Any) -> bool:
+    """Whether `ef` is (named as) chromadb's default function."""
+    return _name_of(ef) == "default"
+
+
+def function_from_configuration(configuration: dict[str, Any] | None, passed: Any, unset: Any) -> tuple[Any, Any]:
+    """`create_collection(configuration={"embedding_function": ef})`, as chromadb takes it:
+    the configuration gets the function's record and the collection object the function,
+    unless a different function was also passed (refused, as chromadb refuses it).
+    Returns the configuration and the function to pass on."""
+    function = (configuration or {}).get("embedding_function")
+    if function is None or isinstance(function, dict):
+        return configuration, passed
+    if passed is not unset and passed is not None and not is_default_function(passed):
+        if _name_of(passed) != _name_of(function):
+            raise ValueError(
+                "Multiple embedding functions provided. Please provide only one. Embedding function conflict:"
+                f" {_name_of(passed)} vs {_name_of(function)}"
+            )
+        return {**configuration, "embedding_function": embedding_function_config(function)}, passed
+    return {**configuration, "embedding_function": embedding_function_config(function)}, function

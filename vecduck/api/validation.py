@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import numbers
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -535,8 +536,9 @@ def check_documents(documents: Sequence[Any]) -> None:
 
 
 def check_limit(limit: Any, name: str = "limit") -> int | None:
+    """A limit or offset as an int: any integer type, NumPy's too, as chromadb takes them."""
     if limit is None:
         return None
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+    if not isinstance(limit, numbers.Integral) or limit < 0:
         raise InvalidArgumentError(f"{name} must be a non-negative integer, got {limit!r}")
-    return limit
+    return int(limit)
