@@ -106,6 +106,7 @@ def test_no_function_with_an_index_configuration_gives_a_clear_error() -> None:
         "no-ef-configured", embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
     )
     assert col.configuration_json["embedding_function"] == {"type": "legacy"}
+    assert col.configuration["embedding_function"] is None  # as chromadb loads a "legacy" record
     with pytest.raises(ValueError, match="You must provide an embedding function"):
         col.add(ids=["a"], documents=["text"])
     assert col.count() == 0

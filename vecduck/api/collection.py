@@ -65,7 +65,11 @@ class Collection:
 
     @property
     def configuration(self) -> dict[str, Any]:
-        return self._record.configuration
+        """The configuration, as chromadb loads it: a "legacy" function record reads as None."""
+        configuration = self._record.configuration
+        if configuration.get("embedding_function") == {"type": "legacy"}:
+            return {**configuration, "embedding_function": None}
+        return configuration
 
     @property
     def configuration_json(self) -> dict[str, Any]:

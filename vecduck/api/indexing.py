@@ -178,11 +178,16 @@ def sparse_index_configs(schema: dict[str, Any] | None) -> dict[str, dict[str, A
     return found
 
 
+DEFAULT_FUNCTION_RECORD = {"name": "default", "type": "known", "config": {}}
+
+
 def reported_schema(configuration: dict[str, Any], schema: dict[str, Any] | None) -> dict[str, Any]:
     """The schema a collection reports: chromadb's layout with the collection's actual
     space, HNSW settings and embedding function, plus the keys it was created with."""
     hnsw_config = configuration.get("hnsw") or {}
-    ef = configuration.get("embedding_function") or {"type": "legacy"}
+    # no function recorded (created with embedding_function=None and no index configuration):
+    # chromadb's schema keeps the default one there, and its clients embed with it
+    ef = configuration.get("embedding_function") or DEFAULT_FUNCTION_RECORD
     hnsw = {field: hnsw_config.get(field, HNSW_REPORTED_DEFAULTS.get(field)) for field in HNSW_FIELDS}
     vector = {
         "space": hnsw_config.get("space", "l2"),
