@@ -27,6 +27,7 @@ from vecduck.api.types import (
     IndexingStatus,
     QueryResult,
     SearchResult,
+    UserIdentity,
 )
 from vecduck.http_client import Call, HttpCollection, _answer, _connection, _encode, _HttpCalls
 
@@ -240,6 +241,9 @@ class AsyncClient(_HttpCalls):
 
     async def get_version(self) -> str:
         return str(await self._request("GET", "/version"))
+
+    async def get_user_identity(self) -> UserIdentity:
+        return UserIdentity(**(await self._request("GET", "/auth/identity")))
 
     async def reset(self) -> bool:
         return bool(await self._request("POST", "/reset"))

@@ -43,6 +43,7 @@ from vecduck.api.types import (
     IndexingStatus,
     QueryResult,
     SearchResult,
+    UserIdentity,
     as_sparse_vector,
     empty_embeddings,
     is_sparse_vector,
@@ -495,6 +496,10 @@ class HttpClient(_HttpCalls, ClientBase):
 
     def get_version(self) -> str:
         return str(self._request("GET", "/version"))
+
+    def get_user_identity(self) -> UserIdentity:
+        """Who the server takes this client's token for (its user, tenant and databases)."""
+        return UserIdentity(**self._request("GET", "/auth/identity"))
 
     def reset(self) -> bool:
         """Delete every collection; the server must run with `--allow-reset`."""

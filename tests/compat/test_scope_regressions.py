@@ -90,3 +90,60 @@ def test_numpy_integers_as_limit_and_offset() -> None:
         )
     assert answers[0] == answers[1]
     assert answers[1][0] == ["r1", "r2"]
+
+
+def test_unknown_hnsw_metadata_key_and_user_identity() -> None:
+    """An `hnsw:` metadata key chromadb does not know is refused as chromadb refuses it;
+    an embedded client's identity is chromadb's."""
+    name = unique("hnsw_bogus")
+    errors = []
+    for client, module in ((chromadb.EphemeralClient(REFERENCE_SETTINGS), chromadb), (vecduck.Client(), vecduck)):
+        with pytest.raises(module.errors.InvalidArgumentError) as refused:
+            client.create_collection(name, metadata={"hnsw:bogus": 3}, embedding_function=None)
+        errors.append(str(refused.value))
+        assert client.create_collection(name, metadata={"hnsw:space": "ip"}, embedding_function=None).count() == 0
+    assert errors[0] == errors[1]
+    reference = chromadb.EphemeralClient(REFERENCE_SETTINGS).get_user_identity()
+    mine = vecduck.Client().get_user_identity()
+    assert (mine.user_id, mine.tenant, mine.databases) == (reference.user_id, reference.tenant, reference.databases)
+
+
+REGEX_DOCUMENTS = ["naïve", "日本語", "plain", "١٢٣", "a\u00a0b", "café au", "snake_case", "x-y", "tab\there"]
+REGEX_DOCUMENTS += ["ÉCOLE 42", "x\u2003y", "٣ apples"]
+REGEX_PATTERNS = [
+    r"^\w+$",
+    r"\d",
+    r"^\d+$",
+    r"a\sb",
+    r"\S+\s\S+",
+    r"[\w]+_",
+    r"^[\w-]+$",
+    r"\W",
+    r"^\D+$",
+    r"[^\w\s]",
+    r"^\w+\s\d+$",
+    r"\p{L}",
+    r"(?i)école",
+    r"[[:alpha:]]+_",
+]
+
+
+@pytest.mark.parametrize("pattern", REGEX_PATTERNS)
+def test_regex_classes_match_unicode_as_chromadb(pattern: str) -> None:
+    """`\\w \\d \\s` and their negations match Unicode letters, digits and spaces, as in
+    chromadb's Rust regex (DuckDB's RE2 alone matches ASCII with them)."""
+    import numpy as np
+
+    name = unique("regex")
+    answers = []
+    for client in (chromadb.EphemeralClient(REFERENCE_SETTINGS), vecduck.Client()):
+        col = client.create_collection(name, embedding_function=None)
+        col.add(
+            ids=[str(i) for i in range(len(REGEX_DOCUMENTS))],
+            embeddings=np.eye(len(REGEX_DOCUMENTS), dtype=np.float32),
+            documents=REGEX_DOCUMENTS,
+        )
+        answers.append(
+            [sorted(col.get(where_document={op: pattern})["ids"], key=int) for op in ("$regex", "$not_regex")]
+        )
+    assert answers[0] == answers[1]

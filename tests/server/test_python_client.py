@@ -190,6 +190,13 @@ def test_reset_when_allowed(server: Server) -> None:
 
 def test_vecduck_http_client(strict_server: Server) -> None:
     client = HttpClient(host="127.0.0.1", port=strict_server.port)
+    official = chromadb.HttpClient(host="127.0.0.1", port=strict_server.port).get_user_identity()
+    identity = client.get_user_identity()
+    assert (identity.user_id, identity.tenant, identity.databases) == (
+        official.user_id,
+        official.tenant,
+        official.databases,
+    )
     col = client.create_collection("vd-http", embedding_function=None, metadata={"hnsw:space": "cosine"})
     col.add(ids=["a", "b"], embeddings=[[1, 0], [0, 1]], metadatas=[{"x": 1}, None], documents=["d1", "d2"])
     col.update(ids="a", metadatas={"x": None, "y": 2})

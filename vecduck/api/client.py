@@ -25,6 +25,7 @@ from vecduck.api.embedding import (
     resolve_embedding_function,
 )
 from vecduck.api.indexing import check_schema, configuration_with_schema
+from vecduck.api.types import UserIdentity
 from vecduck.engine.location import Location, location_for
 from vecduck.engine.registry import CollectionRecord
 from vecduck.engine.store import Store
@@ -213,6 +214,10 @@ class Client(ClientBase):
 
     def get_version(self) -> str:
         return __version__
+
+    def get_user_identity(self) -> UserIdentity:
+        """chromadb's answer for an embedded client: no user, the default tenant and database."""
+        return UserIdentity(user_id="", tenant=DEFAULT_TENANT, databases=[DEFAULT_DATABASE])
 
     def reset(self) -> bool:
         """Delete every collection; refused unless `Settings(allow_reset=True)`."""

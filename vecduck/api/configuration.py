@@ -55,6 +55,9 @@ def build_configuration(
 ) -> dict[str, Any]:
     """The configuration a new collection is created with."""
     hnsw = dict(HNSW_DEFAULTS)
+    for key in metadata or {}:
+        if key.startswith("hnsw:") and key not in LEGACY_KEYS and key not in IGNORED_LEGACY_KEYS:
+            raise InvalidArgumentError("Failed to parse hnsw parameters from segment metadata")  # chromadb's words
     for key, field in LEGACY_KEYS.items():
         if metadata and key in metadata:
             try:

@@ -96,6 +96,17 @@ class IndexingStatus:
 ROW_FIELDS = (("document", "documents"), ("embedding", "embeddings"), ("metadata", "metadatas"), ("score", "scores"))
 
 
+@dataclass
+class UserIdentity:
+    """Who the client is to the server (`client.get_user_identity()`), as chromadb's: the
+    user, the tenant it works in and the databases it may use ("*": every one)."""
+
+    user_id: str
+    tenant: str | None = None
+    databases: list[str] | None = None
+    attributes: dict[str, Any] | None = None
+
+
 class SearchResult(dict):  # type: ignore[type-arg]
     """The answer of `Collection.search`, column-major as chromadb's: `ids`, `documents`,
     `embeddings`, `metadatas`, `scores` and `select`, one entry per search (a field the

@@ -128,10 +128,72 @@ def _contains(column_map: ColumnMap, key: str, value: object, params: Params, wh
     return _never_null([f"list_contains({column}, ?)" for column in columns])
 
 
+# Perl classes as chromadb's Rust regex reads them (Unicode), in RE2's terms (ASCII there):
+# outside a bracket, then inside one (None: left as RE2 reads it)
+_WORD = r"\p{L}\p{M}\p{Nd}\p{Nl}\p{Pc}"
+_SPACE = r"\s\v\x{85}\p{Z}"
+_UNICODE_CLASSES = {
+    "d": (r"\p{Nd}", r"\p{Nd}"),
+    "D": (r"\P{Nd}", r"\P{Nd}"),
+    "w": (f"[{_WORD}]", _WORD),
+    "W": (f"[^{_WORD}]", None),
+    "s": (f"[{_SPACE}]", _SPACE),
+    "S": (f"[^{_SPACE}]", None),
+}
+
+
+def unicode_classes(pattern: str) -> str:
+    r"""A `$regex` pattern for DuckDB's RE2 with `\d \w \s` (and negations) matching what
+    they match in chromadb's Rust regex: Unicode digits, word characters and spaces.
+    Everything else passes as written (`\Q...\E` quotes untouched)."""
+    if "\\" not in pattern:
+        return pattern
+    out: list[str] = []
+    i, in_class, n = 0, False, len(pattern)
+    while i < n:
+        char = pattern[i]
+        if char == "\\" and i + 1 < n:
+            following = pattern[i + 1]
+            if following == "Q":
+                end = pattern.find("\\E", i + 2)
+                stop = n if end < 0 else end + 2
+                out.append(pattern[i:stop])
+                i = stop
+                continue
+            replacement = _UNICODE_CLASSES.get(following)
+            chosen = None if replacement is None else replacement[1 if in_class else 0]
+            out.append(chosen if chosen is not None else pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            if char == "[" and pattern.startswith("[:", i):  # a POSIX class such as [:alpha:]
+                end = pattern.find(":]", i + 2)
+                if end >= 0:
+                    out.append(pattern[i : end + 2])
+                    i = end + 2
+                    continue
+            if char == "]":
+                in_class = False
+        elif char == "[":
+            in_class = True
+            out.append(char)
+            i += 1
+            if i < n and pattern[i] == "^":
+                out.append("^")
+                i += 1
+            if i < n and pattern[i] == "]":  # a ']' first in a bracket is itself
+                out.append("]")
+                i += 1
+            continue
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
 def _document_predicate(operator: str, operand: object, params: Params, clause: object) -> str:
     if operator not in DOCUMENT_OPERATORS or not isinstance(operand, str):
         raise _bad_document(clause)
-    params.append(operand)
+    params.append(operand if operator.endswith("contains") else unicode_classes(operand))
     if operator in ("$contains", "$not_contains"):
         test = "COALESCE(contains(document, ?), FALSE)"
     else:
@@ -224,7 +286,7 @@ def regexes_in(where: object, where_document: object) -> list[str]:
         if isinstance(node, dict):
             for operator, operand in node.items():
                 if operator in ("$regex", "$not_regex") and isinstance(operand, str):
-                    found.append(operand)
+                    found.append(unicode_classes(operand))  # as the query will run it
                 else:
                     walk(operand)
         elif isinstance(node, list):

@@ -17,7 +17,8 @@ import sqlite3
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -154,6 +155,18 @@ def attach(con: duckdb.DuckDBPyConnection, folder: str | os.PathLike[str], optio
     )
 
 
+@dataclass
+class RowsChange:
+    """One collection's part of a lake commit (`Lake.replace_rows`)."""
+
+    collection_id: str
+    column_map: ColumnMap
+    rows: pa.Table
+    touched_keys: np.ndarray
+    orphans_after: int | None = None
+    view: str | None = None  # the view to (re)name after the collection, on its first commit
+
+
 class Lake:
     """A DuckLake attached to one DuckDB connection."""
 
@@ -239,44 +252,61 @@ class Lake:
         rows: pa.Table,
         touched_keys: np.ndarray,
         orphans_after: int | None = None,
+        view: str | None = None,
     ) -> None:
         """In one lake transaction: drop the rows of `touched_keys` (sorted), and with
-        `orphans_after` every row written after that sequence; then insert `rows`.
+        `orphans_after` every row written after that sequence; then insert `rows` (and,
+        with `view`, name the collection's view).
 
         The key range lets DuckLake skip every file outside it by its column statistics:
         a batch of new records touches no existing file at all."""
+        self.replace_many([RowsChange(collection_id, column_map, rows, touched_keys, orphans_after, view)])
+
+    def replace_many(self, changes: Sequence[RowsChange]) -> None:
+        """Several collections' `replace_rows` in one lake transaction: one commit, whose
+        cost grows with the catalog, instead of one each (a flush of many collections)."""
 
         def commit() -> None:
             self.con.execute("BEGIN TRANSACTION")
             try:
-                self.ensure_table(collection_id, column_map)
-                if orphans_after is not None:
-                    self.con.execute(f"DELETE FROM {self.ref(collection_id)} WHERE _seq > ?", [orphans_after])
-                if len(touched_keys):
-                    self.con.register("_vecduck_gone", pa.table({"k": touched_keys}))
-                    self.con.execute(
-                        f"DELETE FROM {self.ref(collection_id)} WHERE _key BETWEEN ? AND ?"
-                        " AND _key IN (SELECT k FROM _vecduck_gone)",
-                        [int(touched_keys[0]), int(touched_keys[-1])],
-                    )
-                if rows.num_rows:
-                    self.con.register("_vecduck_rows", rows)
-                    names = ", ".join(quote(name) for name in rows.column_names)
-                    self.con.execute(
-                        f"INSERT INTO {self.ref(collection_id)} ({names}) SELECT {names} FROM _vecduck_rows"
-                    )
+                for change in changes:
+                    self._change_rows(change)
                 self.con.execute("COMMIT")
             except BaseException:
                 self.con.execute("ROLLBACK")
                 raise
-            finally:
-                self.con.unregister("_vecduck_gone")
-                self.con.unregister("_vecduck_rows")
 
         try:
             retry_conflicts(commit)
         except duckdb.Error as exc:
-            raise self._damaged(exc, collection_id) from exc
+            if len(changes) == 1:
+                raise self._damaged(exc, changes[0].collection_id) from exc
+            raise  # the caller commits them one by one, which names the damaged one
+
+    def _change_rows(self, change: RowsChange) -> None:
+        """One collection's part of a lake transaction (see replace_rows)."""
+        ref, keys = self.ref(change.collection_id), change.touched_keys
+        self.ensure_table(change.collection_id, change.column_map)
+        try:
+            if change.orphans_after is not None:
+                self.con.execute(f"DELETE FROM {ref} WHERE _seq > ?", [change.orphans_after])
+            if len(keys):
+                self.con.register("_vecduck_gone", pa.table({"k": keys}))
+                self.con.execute(
+                    f"DELETE FROM {ref} WHERE _key BETWEEN ? AND ? AND _key IN (SELECT k FROM _vecduck_gone)",
+                    [int(keys[0]), int(keys[-1])],
+                )
+            if change.rows.num_rows:
+                self.con.register("_vecduck_rows", change.rows)
+                names = ", ".join(quote(name) for name in change.rows.column_names)
+                self.con.execute(f"INSERT INTO {ref} ({names}) SELECT {names} FROM _vecduck_rows")
+        finally:
+            self.con.unregister("_vecduck_gone")
+            self.con.unregister("_vecduck_rows")
+        if change.view is not None:
+            self.con.execute(
+                f"CREATE OR REPLACE VIEW {LAKE}.{quote(change.view)} AS SELECT * EXCLUDE (_key, _seq) FROM {ref}"
+            )
 
     def fork_table(self, parent_id: str, fork_id: str, column_map: ColumnMap) -> None:
         """The fork's table: the parent's current rows, sharing its Parquet files.

@@ -494,14 +494,18 @@ class ReadModel:
         """Sorted keys of the records a Search filter matches (None: no filter)."""
         if where is None:
             return None
-        for pattern in regexes_in(where, None):
+        self._check_regexes(where, None)
+        params: list[Any] = []
+        sql = where_sql(where, state.record.columns, params, ids=True)
+        return self._candidates(state, sql, params)
+
+    def _check_regexes(self, where: dict[str, Any] | None, where_document: dict[str, Any] | None) -> None:
+        """A filter's regex patterns compile, or the filter is refused before it runs."""
+        for pattern in regexes_in(where, where_document):
             try:
                 self.con.execute("SELECT regexp_matches('', ?)", [pattern])
             except duckdb.Error as exc:
                 raise InvalidArgumentError(f"Regex syntax error: {exc}") from None
-        params: list[Any] = []
-        sql = where_sql(where, state.record.columns, params, ids=True)
-        return self._candidates(state, sql, params)
 
     def _where(
         self,
@@ -511,11 +515,7 @@ class ReadModel:
         where_document: dict[str, Any] | None,
         params: list[Any],
     ) -> str:
-        for pattern in regexes_in(where, where_document):
-            try:
-                self.con.execute("SELECT regexp_matches('', ?)", [pattern])
-            except duckdb.Error as exc:
-                raise InvalidArgumentError(f"Regex syntax error: {exc}") from None
+        self._check_regexes(where, where_document)
         sql = filter_sql(where, where_document, state.record.columns, params)
         if ids is not None:
             sql += " AND id IN (SELECT unnest(?::VARCHAR[]))"

@@ -35,7 +35,7 @@ from vecduck.engine.columns import (
     kinds_in,
 )
 from vecduck.engine.index import IndexSettings, VectorIndex
-from vecduck.engine.lake import Lake, connect, table_name
+from vecduck.engine.lake import Lake, RowsChange, connect, table_name
 from vecduck.engine.location import LocalFolder, Location
 from vecduck.engine.readmodel import OpenCollection, ReadModel, hnsw_settings
 from vecduck.engine.registry import DEFAULT_DATABASE, DEFAULT_TENANT, CollectionRecord
@@ -73,7 +73,6 @@ class Rows:
     uris: list[str | None]
     metadatas: list[dict[str, Any] | None]
     vectors: np.ndarray | None = None
-
 
 
 class Store(ReadModel):
@@ -145,9 +144,8 @@ class Store(ReadModel):
         """Move buffered writes into the lake and save the indexes of open collections."""
         with self._lock, self.registry.writer_lock():
             ids = [collection_id] if collection_id else self.registry.all_ids()
+            self._commit_many_to_lake([cid for cid in ids if self.registry.pending_count(cid)])
             for cid in ids:
-                if self.registry.pending_count(cid):
-                    self._commit_to_lake(cid, [])
                 state = self._open.get(cid)
                 if state is not None and state.applied_seq > state.rows_saved_seq:
                     self._save_read_model(state)
@@ -593,10 +591,41 @@ class Store(ReadModel):
     ) -> None:
         """Move the write buffer (and `extra` rows) into the lake in one lake transaction.
         `metadatas`: those of one live `extra` table, as its writer holds them."""
+        change = self._lake_change(collection_id, extra, metadatas)
+        if change is None:
+            return
+        self._mark_intents([change])
+        self.lake.replace_many([change.rows])
+        self._finish_lake_change(change)
+
+    def _commit_many_to_lake(self, collection_ids: list[str]) -> None:
+        """The write buffers of several collections into the lake in one lake transaction
+        (a flush or close): one catalog commit, whose cost grows with the catalog, instead
+        of one per collection. If it fails, they are committed one by one, so that an
+        error names its collection and the others still reach the lake."""
+        changes = [change for cid in collection_ids if (change := self._lake_change(cid, [], None)) is not None]
+        if len(changes) < 2:
+            for change in changes:
+                self._commit_to_lake(change.rows.collection_id, [])
+            return
+        self._mark_intents(changes)
+        try:
+            self.lake.replace_many([change.rows for change in changes])
+        except duckdb.Error:
+            for change in changes:  # the registry marks stay: each commit below drops what a crash left
+                self._commit_to_lake(change.rows.collection_id, [])
+            return
+        for change in changes:
+            self._finish_lake_change(change)
+
+    def _lake_change(
+        self, collection_id: str, extra: list[pa.Table], metadatas: list[dict[str, Any] | None] | None
+    ) -> _LakeChange | None:
+        """What committing a collection's write buffer (and `extra` rows) changes in the lake."""
         pending = self.registry.pending(collection_id)
         tables = [rows for _seq, rows in pending] + extra
         if not tables:
-            return
+            return None
         through = max(int(pc.max(t.column("_seq")).as_py()) for t in tables)
         latest = tables[0] if len(tables) == 1 else latest_per_id(tables)  # one write: ids are distinct
         record = self.get_collection_by_id(collection_id)
@@ -611,15 +640,22 @@ class Store(ReadModel):
         # The registry is the commit point: a lake commit that a crash kept from it left
         # rows after lake_seq, which this commit drops.
         orphans_after = record.lake_seq if record.lake_intent > record.lake_seq else None
-        with self.registry.transaction() as db:
-            self.registry.mark_lake_intent(db, collection_id, through)
-        self.lake.replace_rows(collection_id, record.columns, live, touched, orphans_after)
-        if record.lake_seq == 0:
-            self._sync_view(record)
+        view = record.name if record.lake_seq == 0 and has_view(record) else None
+        rows = RowsChange(collection_id, record.columns, live, touched, orphans_after, view)
         gone = [t.filter(t.column("_deleted")).select(["id", "_key", "_seq"]) for t in tables]
+        return _LakeChange(rows, record, through, gone)
+
+    def _mark_intents(self, changes: list[_LakeChange]) -> None:
+        with self.registry.transaction() as db:
+            for change in changes:
+                self.registry.mark_lake_intent(db, change.rows.collection_id, change.through)
+
+    def _finish_lake_change(self, change: _LakeChange) -> None:
+        """After the lake commit: the registry drops the buffered writes it holds."""
+        collection_id = change.rows.collection_id
         with self.registry.transaction() as db:
             version = self.registry.mark_flushed(
-                db, collection_id, through, pa.concat_tables(gone), record.lake_seq
+                db, collection_id, change.through, pa.concat_tables(change.gone), change.record.lake_seq
             )
         state = self._open.get(collection_id)
         if state is not None:
@@ -827,6 +863,18 @@ class Store(ReadModel):
                         f"Collection expecting embedding with dimension of {dimension}, got {len(knn.dense)}"
                     )
 
+
+@dataclass
+class _LakeChange:
+    """A collection's write buffer on its way into the lake: the rows change, the record
+    it was read from, the last write it covers and the ids it deletes."""
+
+    rows: RowsChange
+    record: CollectionRecord
+    through: int
+    gone: list[pa.Table]
+
+
 def has_view(record: CollectionRecord) -> bool:
     """Collections of the default database have a lake view named after them (names are
     unique per database, so only one database can own the plain names in the lake)."""
@@ -875,8 +923,6 @@ def merge_metadata(old: dict[str, Any] | None, given: dict[str, Any] | None) -> 
         else:
             merged[key] = value
     return merged or None  # no key left: no metadata, as chromadb reads it back
-
-
 
 
 __all__ = ["FLUSH_ROWS", "MIRROR_COLUMNS", "RESOLVED_SCHEMA", "Rows", "Store"]
