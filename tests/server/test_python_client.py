@@ -60,23 +60,23 @@ def test_no_function_reports_the_default_in_the_schema(chroma: Any) -> None:
     """As chroma's server: a collection created with embedding_function=None and no index
     configuration reports the default function in its schema (the client embeds with it);
     with an index configuration it reports "legacy" (nothing to embed with)."""
-    from chromadb.utils.embedding_functions import DefaultEmbeddingFunction
-
     plain = chroma.create_collection("schema-no-ef", embedding_function=None)
     configured = chroma.create_collection(
         "schema-legacy", embedding_function=None, configuration={"hnsw": {"space": "ip"}}
     )
+    try:
 
-    def schema_function(collection: Any) -> Any:
-        return collection.schema.keys["#embedding"].float_list.vector_index.config.embedding_function
+        def schema_function(collection: Any) -> Any:
+            return collection.schema.keys["#embedding"].float_list.vector_index.config.embedding_function
 
-    assert isinstance(schema_function(plain), DefaultEmbeddingFunction)
-    assert schema_function(configured) is None
-    assert configured.configuration_json["embedding_function"] == {"type": "legacy"}
-    with pytest.raises(ValueError, match="You must provide an embedding function"):
-        configured.add(ids=["a"], documents=["text"])
-    chroma.delete_collection("schema-no-ef")
-    chroma.delete_collection("schema-legacy")
+        assert schema_function(plain).name() == "default"
+        assert schema_function(configured) is None
+        assert configured.configuration_json["embedding_function"] == {"type": "legacy"}
+        with pytest.raises(ValueError, match="You must provide an embedding function"):
+            configured.add(ids=["a"], documents=["text"])
+    finally:
+        chroma.delete_collection("schema-no-ef")
+        chroma.delete_collection("schema-legacy")
 
 
 def test_default_embedding_function_config_is_stored_not_run(chroma: Any) -> None:

@@ -163,8 +163,12 @@ def configuration_with_schema(configuration: dict[str, Any], schema: dict[str, A
         if value is not None and field in hnsw:
             hnsw[field] = value
     record = config.get("embedding_function")
-    if isinstance(record, dict) and record.get("type") == "known" and merged.get("embedding_function") is None:
-        merged["embedding_function"] = record
+    if (
+        isinstance(record, dict)
+        and record.get("type") in ("known", "legacy")
+        and merged.get("embedding_function") is None
+    ):
+        merged["embedding_function"] = record  # a schema naming no function ("legacy", as the JS client's) keeps none
     return merged
 
 

@@ -58,16 +58,19 @@ def search_payloads(searches: Any) -> list[dict[str, Any]]:
     return payloads
 
 
-def _plain_numbers(node: Any) -> Any:
+def _plain_numbers(node: Any, depth: int = 0) -> Any:
     """NumPy scalars (a limit of `np.int64(3)`, a filter value of `np.float32(0.5)`) as the
     Python numbers an HTTP client's JSON makes of them, so an embedded search takes what
-    a search through a server does. Dense vectors (lists of numbers) are passed whole."""
+    a search through a server does. Dense vectors (lists of numbers) are passed whole;
+    below MAX_DEPTH nothing is converted (`_check_shape` refuses such a search anyway)."""
     if isinstance(node, np.generic):
         return node.item()
+    if depth > MAX_DEPTH:
+        return node
     if isinstance(node, dict):
-        return {key: _plain_numbers(value) for key, value in node.items()}
+        return {key: _plain_numbers(value, depth + 1) for key, value in node.items()}
     if isinstance(node, (list, tuple)) and not is_number_list(node):
-        return [_plain_numbers(value) for value in node]
+        return [_plain_numbers(value, depth + 1) for value in node]
     return node
 
 
