@@ -60,22 +60,6 @@ class QueryResult(_Frames, dict):  # type: ignore[type-arg]
     def ids(self) -> list[list[str]]:
         return self["ids"]
 
-    @property
-    def documents(self) -> list[list[str | None] | None]:
-        return self["documents"]
-
-    @property
-    def embeddings(self) -> list[list[list[float]] | None]:
-        return self["embeddings"]
-
-    @property
-    def metadatas(self) -> list[list[dict[str, Any] | None] | None]:
-        return self["metadatas"]
-
-    @property
-    def scores(self) -> list[list[float | None] | None]:
-        return self["scores"]
-
 
 @dataclass
 class IndexingStatus:
