@@ -13,6 +13,7 @@ VECDUCK_LONG=1 runs the concurrent scenarios for longer.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import threading
@@ -654,6 +655,20 @@ def lake_commit_running(url: str, collection_id: str) -> bool:
         return bool(row and row[0])
 
 
+@contextlib.contextmanager
+def registry_row_held(url: str, collection_id: str) -> Iterator[bool]:
+    """Hold the collection's registry row locked (SELECT ... FOR UPDATE in an open
+    transaction): a writer that has begun its lake commit then finishes it, but waits to
+    record it. Yields whether the commit was still unrecorded when the lock was taken."""
+    with psycopg.connect(url) as con:
+        row = con.execute("SELECT lake_intent > lake_seq FROM vecduck.collections WHERE id = %s FOR UPDATE",
+                          (collection_id,)).fetchone()
+        try:
+            yield bool(row and row[0])
+        finally:
+            con.rollback()
+
+
 def lake_commit_landed(url: str, rows: int) -> bool:
     """Whether DuckLake's catalog lists live data files of at least `rows` rows (the lake
     commit is done) while the registry has not yet recorded it (its intent is still ahead)."""
@@ -728,17 +743,23 @@ def test_sigkill_during_a_large_write_leaves_it_whole_or_absent(lake: Lake, kill
     sender.start()
     deadline = time.monotonic() + 120
     reached = False
-    while sender.is_alive() and time.monotonic() < deadline:
-        if kill_at == "writer-lock":
-            reached = writer_lock_held(lake.url)
-        elif kill_at == "lake-commit":
-            reached = lake_commit_running(lake.url, collection_id)
-        else:
-            reached = lake_commit_landed(lake.url, KILLED_ROWS)
-        if reached:
-            break
-    assert reached, f"the write ended ({outcome}) before the kill point {kill_at} was seen"
-    a.kill()
+    with contextlib.ExitStack() as held:
+        while sender.is_alive() and time.monotonic() < deadline:
+            if kill_at == "writer-lock":
+                reached = writer_lock_held(lake.url)
+            else:
+                reached = lake_commit_running(lake.url, collection_id)
+            if reached and kill_at == "lake-committed":
+                # the window between the lake commit and its record is one round trip:
+                # hold the record back, then wait for the lake commit itself
+                assert held.enter_context(registry_row_held(lake.url, collection_id)), "the commit was recorded first"
+                while not lake_commit_landed(lake.url, KILLED_ROWS) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                reached = lake_commit_landed(lake.url, KILLED_ROWS)
+            if reached:
+                break
+        assert reached, f"the write ended ({outcome}) before the kill point {kill_at} was seen"
+        a.kill()
     sender.join(60)
     assert not sender.is_alive(), "the client did not notice the killed server"
     assert "acked" not in outcome, "the write was acknowledged: the kill came too late"
