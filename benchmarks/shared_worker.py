@@ -198,9 +198,16 @@ def phase_floor(args: argparse.Namespace) -> None:
     def forward(scope: dict, body: bytes) -> tuple[int, bytes]:
         path = scope["path"] + ("?" + scope["query_string"].decode() if scope["query_string"] else "")
         headers = {k.decode(): v.decode() for k, v in scope["headers"] if k.lower() != b"host"}
-        real.request(scope["method"], path, body=body or None, headers=headers)
-        answer = real.getresponse()
-        return answer.status, answer.read()
+        for attempt in (1, 2):  # the real server closes an idle kept-alive connection (between rounds)
+            try:
+                real.request(scope["method"], path, body=body or None, headers=headers)
+                answer = real.getresponse()
+                return answer.status, answer.read()
+            except (http.client.HTTPException, OSError):
+                real.close()  # the next request opens a new connection
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     async def app(scope: dict, receive: Any, send: Any) -> None:
         body = b""
