@@ -318,6 +318,40 @@ def test_every_write_is_seen_by_every_process_at_its_next_call(lake: Lake) -> No
         assert dict(zip(got["ids"], got["metadatas"], strict=True)) == model.metadatas, peer.name
 
 
+def test_a_query_right_after_a_write_elsewhere_sees_it(lake: Lake) -> None:
+    """An embedded query on a shared lake searches its read model while its one catalog
+    round trip (has anyone committed?) is on the way, and keeps that answer only when
+    nobody had. So the first call after another process's add, move (upsert) or delete,
+    a query with or without a filter, answers as of that write, every time."""
+    a = lake.servers.start("a")
+    embedded = lake.embedded().create_collection("overlap", embedding_function=None)
+    rng = np.random.default_rng(7)
+    base = vectors(rng, 400)
+    embedded.add(ids=[f"b{i}" for i in range(len(base))], embeddings=base,
+                 metadatas=[{"part": i % 2} for i in range(len(base))])
+    remote = a.client().get_collection("overlap", embedding_function=None)
+    embedded.query(query_embeddings=base[:1], n_results=1)  # the read model is open and caught up
+    for step in range(12):
+        target, moved = vectors(rng, 2)
+        new_id = f"new{step}"
+        remote.add(ids=[new_id], embeddings=[target], metadatas=[{"part": step % 2}])
+        where = {"part": step % 2} if step % 3 == 0 else None
+        assert embedded.query(query_embeddings=[target], n_results=1, where=where)["ids"] == [[new_id]], step
+        remote.upsert(ids=[new_id], embeddings=[moved], metadatas=[{"part": step % 2}])
+        hits = embedded.query(query_embeddings=[target, moved], n_results=1, include=["embeddings"])
+        assert hits["ids"][0] != [new_id] and hits["ids"][1] == [new_id], step
+        np.testing.assert_array_equal(hits["embeddings"][1][0], moved)
+        remote.delete(ids=[new_id])
+        after = embedded.query(query_embeddings=[moved], n_results=3, where=where)["ids"][0]
+        assert new_id not in after, step
+    # a wrong dimension is refused as before, and then the next write elsewhere is still seen
+    with pytest.raises(vecduck.errors.InvalidArgumentError, match="dimension"):
+        embedded.query(query_embeddings=[[0.0] * (DIM + 1)], n_results=1)
+    last = vectors(rng, 1)
+    remote.add(ids=["last"], embeddings=last)
+    assert embedded.query(query_embeddings=last, n_results=1)["ids"] == [["last"]]
+
+
 # -- concurrent writers and readers ------------------------------------------------------------
 
 

@@ -145,9 +145,10 @@ class ReadModel:
             sparse.saved_seq != state.applied_seq for sparse in state.sparse.values()
         )
 
-    def _state(self, collection_id: str) -> OpenCollection:
-        """The collection's read model, caught up with every committed write."""
-        if self.registry.changed_elsewhere():
+    def _state(self, collection_id: str, changed: bool | None = None) -> OpenCollection:
+        """The collection's read model, caught up with every committed write. `changed`:
+        whether another process committed, when the caller has just asked the registry."""
+        if self.registry.changed_elsewhere() if changed is None else changed:
             for state in self._open.values():
                 state.stale = True
         state = self._open.get(collection_id)

@@ -252,6 +252,15 @@ class Registry:
                 raise
             self._conn.execute("COMMIT")
 
+    def start_change_check(self) -> int | None:
+        """Begin `changed_elsewhere` without waiting for it (a shared catalog's round trip
+        then overlaps a search); None: call `changed_elsewhere`, as here, where it is cheap."""
+        return None
+
+    def finish_change_check(self, generation: int) -> bool | None:
+        """The answer to the check `start_change_check` began (see the shared registry)."""
+        raise NotImplementedError("start_change_check sends nothing here")
+
     def changed_elsewhere(self) -> bool:
         """True when another connection committed since the last call (cheap)."""
         with self._thread_lock:

@@ -15,6 +15,7 @@ buffer. What SQLite gave through the file system comes from PostgreSQL here:
 
 from __future__ import annotations
 
+import select
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -114,6 +115,48 @@ class _Connection:
         self.execute("SELECT 1").fetchone()
         self.round_trip = time.perf_counter() - start
         return self.round_trip
+
+    def send(self, sql: str) -> bool:
+        """Send one parameterless statement and return without waiting for its answer
+        (`receive_value` reads it), so that the caller works while the server answers.
+        False when it cannot go now: no idle connection, or it is pinned."""
+        conn = self._conn
+        if conn is None or conn.closed or self.pinned:
+            return False
+        pgconn = conn.pgconn
+        if pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            return False
+        try:
+            pgconn.send_query(sql.encode())
+        except psycopg.Error:
+            self._broken()
+            return False
+        return True
+
+    def receive_value(self) -> str | None:
+        """The first value of the answer to `send`'s statement; None when the connection
+        failed meanwhile (it is then closed, and the next statement opens a new one)."""
+        conn = self._conn
+        assert conn is not None
+        pgconn = conn.pgconn
+        try:
+            while True:  # wait for the whole answer on the socket, the GIL released
+                pgconn.consume_input()
+                if not pgconn.is_busy():
+                    break
+                select.select([pgconn.socket], [], [])
+            result, value = pgconn.get_result(), None
+            if result is not None and result.status == psycopg.pq.ExecStatus.TUPLES_OK and result.ntuples:
+                raw = result.get_value(0, 0)
+                value = None if raw is None else bytes(raw).decode()
+            while pgconn.get_result() is not None:  # the end of the answer
+                pass
+        except psycopg.Error:
+            self._broken()
+            return None
+        if value is None:
+            self._broken()
+        return value
 
     def _broken(self) -> None:
         if self._conn is not None:
@@ -261,6 +304,32 @@ class SharedRegistry(Registry):
             self._commits = commits
             self._generation_seen = generation
         return changed
+
+    def start_change_check(self) -> int | None:
+        """Send `changed_elsewhere`'s round trip without waiting for its answer, so that a
+        search on the read model runs while the catalog answers; `finish_change_check`
+        must follow. The connection's generation to pass to it, or None when the check
+        cannot be sent now (call `changed_elsewhere` instead)."""
+        self._thread_lock.acquire()  # held until finish_change_check: the answer is awaited
+        if self._lock_depth or not self.connection.send(COMMITS):
+            self._thread_lock.release()
+            return None
+        return self.connection.generation
+
+    def finish_change_check(self, generation: int) -> bool | None:
+        """`changed_elsewhere`'s answer to the check `start_change_check` sent; None when
+        it was lost (call `changed_elsewhere`, which reconnects)."""
+        try:
+            value = self.connection.receive_value()
+            if value is None:
+                return None
+            commits = int(value)
+            changed = commits != self._commits or generation != self._generation_seen
+            self._commits = commits
+            self._generation_seen = generation
+            return changed
+        finally:
+            self._thread_lock.release()
 
     _generation_seen = -1
     _commits_at_lock: int | None = None  # the commit counter read as the writer lock was taken

@@ -793,31 +793,63 @@ class Store(ReadModel):
         Returns per-query (keys, distances), a map key -> row position, and the rows
         (ids, the asked `fields` of HIT_FIELDS, and vectors when asked).
         """
+        asked = (queries, n_results, ids, where, where_document, with_vectors, fields)
         with self._lock:
-            state = self._state(collection_id)
-            record = state.record
-            if record.dimension is not None and queries.shape[1] != record.dimension:
-                raise InvalidArgumentError(
-                    f"Collection expecting embedding with dimension of {record.dimension}, got {queries.shape[1]}"
-                )
-            filtered = ids is not None or where is not None or where_document is not None
-            params: list[Any] = []
-            sql = self._where(state, ids, where, where_document, params) if filtered else ""
-            if state.index is None or len(state.index) == 0:
-                empty = (np.empty(0, np.int64), np.empty(0, np.float32))
-                return [empty for _ in queries], {}, rows_from(None)
-            candidates = None
-            if filtered:
-                candidates = self._candidates(state, sql, params)
-            self._materialize(state)
-            hits = state.index.search(queries, n_results, candidates)
-            if len(hits) == 1:  # one query's hits are distinct already
-                all_keys = hits[0][0]
-            else:
-                all_keys = unique_keys(np.concatenate([keys for keys, _ in hits])) if hits else np.empty(0, np.int64)
-            rows = self._hit_rows(state, all_keys, fields, with_vectors)
-            position = dict(zip(all_keys.tolist(), range(len(all_keys)), strict=True))
-            return hits, position, rows
+            changed = None
+            sent = self.registry.start_change_check()
+            if sent is not None:
+                # A shared catalog: search the read model while the catalog says whether
+                # anyone committed since it was caught up (the answer then stands as is).
+                answer, error = None, None
+                try:
+                    state = self._open.get(collection_id)
+                    if state is not None and not state.stale:
+                        answer = self._search_state(state, *asked)
+                except Exception as exc:  # an answer of a stale read model: the check decides
+                    error = exc
+                finally:
+                    changed = self.registry.finish_change_check(sent)
+                if changed is False and error is not None:
+                    raise error
+                if changed is False and answer is not None:
+                    return answer
+            return self._search_state(self._state(collection_id, changed), *asked)
+
+    def _search_state(
+        self,
+        state: OpenCollection,
+        queries: np.ndarray,
+        n_results: int,
+        ids: Sequence[str] | None,
+        where: dict[str, Any] | None,
+        where_document: dict[str, Any] | None,
+        with_vectors: bool,
+        fields: Sequence[str],
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict[int, int], Rows]:
+        """`search` on a read model as it stands (the caller knows it is caught up)."""
+        record = state.record
+        if record.dimension is not None and queries.shape[1] != record.dimension:
+            raise InvalidArgumentError(
+                f"Collection expecting embedding with dimension of {record.dimension}, got {queries.shape[1]}"
+            )
+        filtered = ids is not None or where is not None or where_document is not None
+        params: list[Any] = []
+        sql = self._where(state, ids, where, where_document, params) if filtered else ""
+        if state.index is None or len(state.index) == 0:
+            empty = (np.empty(0, np.int64), np.empty(0, np.float32))
+            return [empty for _ in queries], {}, rows_from(None)
+        candidates = None
+        if filtered:
+            candidates = self._candidates(state, sql, params)
+        self._materialize(state)
+        hits = state.index.search(queries, n_results, candidates)
+        if len(hits) == 1:  # one query's hits are distinct already
+            all_keys = hits[0][0]
+        else:
+            all_keys = unique_keys(np.concatenate([keys for keys, _ in hits])) if hits else np.empty(0, np.int64)
+        rows = self._hit_rows(state, all_keys, fields, with_vectors)
+        position = dict(zip(all_keys.tolist(), range(len(all_keys)), strict=True))
+        return hits, position, rows
 
     def _hit_rows(self, state: OpenCollection, keys: np.ndarray, fields: Sequence[str], with_vectors: bool) -> Rows:
         """The rows of a query's or search's hits (distinct live keys): "id" and the asked
