@@ -18,13 +18,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
 import tempfile
+import threading
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlparse
 
 import duckdb
@@ -35,6 +39,7 @@ from vecduck.errors import InvalidArgumentError
 if TYPE_CHECKING:
     from vecduck.engine.registry import Registry
 
+log = logging.getLogger("vecduck.lake")
 # Where index snapshots are published, under a shared lake's data path.
 SNAPSHOT_PREFIX = "vecduck-index/"
 
@@ -96,6 +101,10 @@ class Location(ABC):
     def unpublish(self, prefix: str) -> None:
         """Remove the published derived files whose names start with `prefix` (by default
         none are published)."""
+        return None
+
+    def settle(self) -> None:
+        """Wait until what was published has gone up (by default nothing is uploaded)."""
         return None
 
 
@@ -167,6 +176,11 @@ class SharedLake(Location):
         if not self.s3:
             os.makedirs(self.data, exist_ok=True)
         self._fs = None
+        # uploads of published files, in order, on one thread: a write never waits for
+        # them (nor holds the lake's writer lock meanwhile), and `settle` waits for them
+        self._uploads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecduck-publish")
+        self._queued: dict[str, _Upload] = {}  # name -> its newest upload not yet begun
+        self._queue_lock = threading.Lock()
 
     def open_registry(self, durability: str) -> Registry:
         from vecduck.engine.shared_registry import SharedRegistry
@@ -230,15 +244,48 @@ class SharedLake(Location):
         return (self.data[len("s3://") :] if self.s3 else self.data) + name
 
     def publish(self, path: str) -> None:
-        """Upload `path` and then its marker (`path.json`): a reader takes the marker as the
-        sign the file is whole, and checks the file against it anyway."""
+        """Upload `path` and then its marker (`path.json`) in the background: a reader
+        takes the marker as the sign the file is whole, and checks the file against it
+        anyway. Both are taken now (the marker's bytes, the file open), so a later save
+        that replaces them changes nothing of this upload; an upload not yet begun when a
+        newer one of the same file comes is dropped (only the newest matters)."""
         name = os.path.basename(path)
-        filesystem = self.filesystem()
-        for suffix in ("", ".json"):
-            if os.path.exists(path + suffix):
-                target = self._object(SNAPSHOT_PREFIX + name + suffix)
-                with open(path + suffix, "rb") as source, filesystem.open_output_stream(target) as sink:
+        try:
+            with open(path + ".json", "rb") as marker_file:
+                marker = marker_file.read()
+        except FileNotFoundError:
+            marker = None
+        try:
+            upload = _Upload(name, open(path, "rb"), marker)  # noqa: SIM115 (closed by the upload)
+        except FileNotFoundError:
+            return
+        with self._queue_lock:
+            superseded = self._queued.pop(name, None)
+            self._queued[name] = upload
+        if superseded is not None:
+            superseded.source.close()
+        self._uploads.submit(self._upload, name)
+
+    def _upload(self, name: str) -> None:
+        with self._queue_lock:
+            upload = self._queued.pop(name, None)
+        if upload is None:  # superseded: a newer upload of the file went instead
+            return
+        try:
+            filesystem = self.filesystem()
+            with upload.source as source:
+                target = self._object(SNAPSHOT_PREFIX + name)
+                with filesystem.open_output_stream(target) as sink:
                     shutil.copyfileobj(source, sink, 1 << 22)
+            if upload.marker is not None:
+                with filesystem.open_output_stream(target + ".json") as sink:
+                    sink.write(upload.marker)
+        except Exception as exc:  # publishing only warms other processes' starts: never a write's failure
+            log.warning("publishing %s to %s failed (other processes will build it): %s", name, self.data, exc)
+
+    def settle(self) -> None:
+        """Wait until every upload queued so far has gone up (or failed)."""
+        self._uploads.submit(lambda: None).result()
 
     def fetch(self, path: str, newer_than: int | None = None) -> bool:
         """Download the published `path` (marker first, then the file, each renamed into
@@ -280,6 +327,15 @@ class SharedLake(Location):
             return None
 
     def unpublish(self, prefix: str) -> None:
+        """Drop queued uploads of files named `prefix`..., then (after the uploads before
+        it, on the upload thread) remove the published ones."""
+        with self._queue_lock:
+            dropped = [self._queued.pop(name) for name in list(self._queued) if name.startswith(prefix)]
+        for upload in dropped:
+            upload.source.close()
+        self._uploads.submit(self._remove_published, prefix)
+
+    def _remove_published(self, prefix: str) -> None:
         from pyarrow import fs
 
         filesystem = self.filesystem()
@@ -288,6 +344,15 @@ class SharedLake(Location):
                 if os.path.basename(info.path).startswith(prefix):
                     with contextlib.suppress(OSError):
                         filesystem.delete_file(info.path)
+
+
+@dataclass
+class _Upload:
+    """A published file waiting to go up: the file, open, and its marker's bytes."""
+
+    name: str
+    source: BinaryIO
+    marker: bytes | None
 
 
 def location_for(path: str | os.PathLike[str], data_path: str | os.PathLike[str] | None = None) -> Location:

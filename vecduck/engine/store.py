@@ -141,16 +141,19 @@ class Store(ReadModel):
                 self.registry.close()
 
     def flush(self, collection_id: str | None = None) -> None:
-        """Move buffered writes into the lake and save the indexes of open collections."""
-        with self._lock, self.registry.writer_lock():
-            ids = [collection_id] if collection_id else self.registry.all_ids()
-            self._commit_many_to_lake([cid for cid in ids if self.registry.pending_count(cid)])
-            for cid in ids:
-                state = self._open.get(cid)
-                if state is not None and state.applied_seq > state.rows_saved_seq:
-                    self._save_read_model(state)
-                elif state is not None and self._read_model_unsaved(state):
-                    self._save_sparse_indexes(state)
+        """Move buffered writes into the lake and save the indexes of open collections
+        (on a shared lake, published once the writer lock is released)."""
+        with self._lock:
+            with self.registry.writer_lock():
+                ids = [collection_id] if collection_id else self.registry.all_ids()
+                self._commit_many_to_lake([cid for cid in ids if self.registry.pending_count(cid)])
+                for cid in ids:
+                    state = self._open.get(cid)
+                    if state is not None and state.applied_seq > state.rows_saved_seq:
+                        self._save_read_model(state)
+                    elif state is not None and self._read_model_unsaved(state):
+                        self._save_sparse_indexes(state)
+            self.location.settle()
 
     def _reconcile(self, lake: Lake) -> None:
         """Make the lake's tables and views match the registry after a crash mid-DDL:
