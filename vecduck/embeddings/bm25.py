@@ -176,11 +176,14 @@ class ChromaBm25EmbeddingFunction:
         """Put in `hashes` the index of each raw token (-1 for a stopword, a token too long
         or one that stems to nothing)."""
         kept = [t for t in tokens if t not in self._stopwords and len(t) <= self.token_max_length]
-        hashes.update(dict.fromkeys(tokens, -1))
+        resolved = dict.fromkeys(tokens, -1)
         hash_of = mmh3.hash
-        hashes.update(
+        resolved.update(
             (token, abs(hash_of(stem, 0)) if stem else -1) for token, stem in zip(kept, _stem_many(kept), strict=True)
         )
+        # one update of the shared cache: a call in another thread never reads a kept
+        # token's placeholder (-1) as if the token were dropped
+        hashes.update(resolved)
 
     def _indices(self, tokens: list[str]) -> list[int]:
         """The index (or -1) of each raw token, from the cache where possible. A full cache
