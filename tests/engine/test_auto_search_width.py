@@ -66,14 +66,24 @@ def test_auto_width_is_calibrated_and_reaches_recall_a_width_of_100_does_not(tmp
     client.close()
 
 
-def test_calibration_follows_the_rule() -> None:
+@pytest.mark.parametrize("grown", [False, True], ids=["first", "after-growth"])
+def test_calibration_follows_the_rule(grown: bool) -> None:
     """The width chosen is the smallest on the ladder whose recall on left-out own vectors
-    reaches the target, computed here independently with NumPy."""
-    vectors = hard_vectors(6_000, dim=32, seed=3)
-    index = VectorIndex(IndexSettings(dimension=32, space="cosine"), None)
-    keys = np.arange(len(vectors), dtype=np.int64)
-    index.add(keys, vectors)
+    reaches the target, computed here independently with NumPy; also when a grown index is
+    calibrated again (its climb starts from the width found before)."""
+    dim = 64 if grown else 32  # 64: 160 at 6,000 vectors, wider at 12,000
+    everything = hard_vectors(12_000 if grown else 6_000, dim=dim, seed=3)
+    vectors = everything[:6_000]
+    index = VectorIndex(IndexSettings(dimension=dim, space="cosine"), None)
+    index.add(np.arange(len(vectors), dtype=np.int64), vectors)
     index.search(vectors[:1], K)  # the first query from 5,000 vectors on calibrates
+    if grown:
+        first = index.calibrated_ef
+        vectors = everything
+        index.add(np.arange(6_000, len(vectors), dtype=np.int64), vectors[6_000:])
+        index.search(vectors[:1], K)  # doubled: calibrated again
+        assert index.calibrated_size == len(vectors) and first is not None
+    keys = np.arange(len(vectors), dtype=np.int64)
     chosen = index.calibrated_ef
     assert chosen in EF_LADDER and index.index.expansion_search == max(AUTO_EF, chosen)
 
