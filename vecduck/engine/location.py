@@ -178,9 +178,17 @@ class SharedLake(Location):
         self._fs = None
         # uploads of published files, in order, on one thread: a write never waits for
         # them (nor holds the lake's writer lock meanwhile), and `settle` waits for them
-        self._uploads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecduck-publish")
+        self._upload_thread: tuple[int, ThreadPoolExecutor] | None = None  # (pid, executor)
         self._queued: dict[str, _Upload] = {}  # name -> its newest upload not yet begun
         self._queue_lock = threading.Lock()
+
+    @property
+    def _uploads(self) -> ThreadPoolExecutor:
+        """The upload thread of this process (a forked child does not inherit the thread)."""
+        if self._upload_thread is None or self._upload_thread[0] != os.getpid():
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecduck-publish")
+            self._upload_thread = (os.getpid(), executor)
+        return self._upload_thread[1]
 
     def open_registry(self, durability: str) -> Registry:
         from vecduck.engine.shared_registry import SharedRegistry
