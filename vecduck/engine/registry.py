@@ -258,8 +258,9 @@ class Registry:
         return None
 
     def finish_change_check(self, generation: int) -> bool | None:
-        """The answer to the check `start_change_check` began (see the shared registry)."""
-        raise NotImplementedError("start_change_check sends nothing here")
+        """The answer to the check `start_change_check` began; None, "not known: call
+        `changed_elsewhere`", since this registry sends none."""
+        return None
 
     def changed_elsewhere(self) -> bool:
         """True when another connection committed since the last call (cheap)."""
