@@ -595,8 +595,11 @@ class Store(ReadModel):
         """Move the write buffer (and `extra` rows) into the lake in one lake transaction.
         `metadatas`: those of one live `extra` table, as its writer holds them."""
         change = self._lake_change(collection_id, extra, metadatas)
-        if change is None:
-            return
+        if change is not None:
+            self._commit_change(change)
+
+    def _commit_change(self, change: _LakeChange) -> None:
+        """One collection's lake change: the intent, the lake commit, then its record."""
         self._mark_intents([change])
         self.lake.replace_many([change.rows])
         self._finish_lake_change(change)
@@ -609,7 +612,7 @@ class Store(ReadModel):
         changes = [change for cid in collection_ids if (change := self._lake_change(cid, [], None)) is not None]
         if len(changes) < 2:
             for change in changes:
-                self._commit_to_lake(change.rows.collection_id, [])
+                self._commit_change(change)
             return
         self._mark_intents(changes)
         try:
