@@ -93,9 +93,10 @@ def test_calibration_follows_the_rule(grown: bool) -> None:
     truth = np.argsort(distances, axis=1, kind="stable")[:, :K]
 
     def recall_at(ef: int) -> float:
+        # what a query gets at this width: the int8 graph's candidates, re-ranked exactly
         index.index.expansion_search = ef
-        got = index.index.search(vectors[sample], K + 1)
-        rows = [[int(key) for key in got.keys[r][: got.counts[r]] if key != sample[r]][:K] for r in range(len(sample))]
+        got = index._graph_search(vectors[sample], K + 1)
+        rows = [[int(key) for key in found if key != sample[r]][:K] for r, (found, _) in enumerate(got)]
         return recall(rows, truth)
 
     assert recall_at(chosen) >= CALIBRATION_TARGET - 0.002

@@ -1,10 +1,16 @@
 """The usearch sidecar: one HNSW index per collection, saved beside the data.
 
-The index holds every live row's vector under the row's int64 `_key`, so it also
-serves stored vectors back (usearch keeps them exactly as float32). It records the
-highest write sequence it reflects; on open it catches up from the table instead of
-rebuilding. A missing, torn or mismatched file is never trusted: it is rebuilt from
-the table, which always holds every vector.
+The index holds every live row's vector under the row's int64 `_key` twice: quantised to
+int8 in the HNSW graph, which finds candidates (see quantize.py), and exactly as float32
+beside it, which ranks them: a search takes the graph's best RERANK * k + RERANK_EXTRA and
+orders those by their exact distances, chromadb's definitions, computed in float64. The
+float32 vectors also serve stored vectors back, filtered exact searches and calibration.
+
+The saved file is usearch's file with the float32 vectors and their keys appended
+(usearch_file.py), memory-mapped on open. It records the highest write sequence it
+reflects; on open it catches up from the table instead of rebuilding. A missing, torn or
+mismatched file is never trusted: it is rebuilt from the table, which always holds every
+vector.
 """
 
 from __future__ import annotations
@@ -24,16 +30,20 @@ import numpy as np
 import xxhash
 from usearch.index import Index
 
-from vecduck.engine.usearch_file import FileVectors, map_vectors, orphans
+from vecduck.engine.quantize import Quantizer
+from vecduck.engine.usearch_file import FileVectors, append_vectors, map_vectors, orphans
 from vecduck.progress import progress
 
-METRICS = {"l2": "l2sq", "cosine": "cos", "ip": "ip"}
-# A cosine index whose every vector has unit length (squared norm within this of 1, as
-# embedding models give) is searched by inner product: the same distances to within
-# 1e-6, without the two norms cosine computes per distance (searches ~5-10% faster). The
-# first longer or shorter vector switches it to cosine in place; the graph stays valid,
-# since it was built on the same distances.
-UNIT_TOLERANCE = 1e-6
+# The graph's metric on its int8 vectors: cosine vectors are quantised at unit length,
+# where cosine ranks as the inner product does.
+GRAPH_METRICS = {"l2": "l2sq", "cosine": "ip", "ip": "ip"}
+GRAPH_DTYPE = "i8"
+FILE_FORMAT = 2  # int8 graph + float32 vectors; a file of another format is rebuilt
+# Candidates the graph hands to the exact re-ranking: RERANK * k + RERANK_EXTRA. On 61,666
+# real MiniLM embeddings, 30 for k = 10 brought int8's recall@10 (0.985 alone at width 200)
+# to float32's (0.993) at a third of its query time (benchmarks/README.md, "Ninth round").
+RERANK = 2
+RERANK_EXTRA = 10
 # A query is answered exactly (brute force) when its candidates are this few, or
 # (filtered) at most EXACT_LIMIT whose vectors fit CANDIDATE_BYTES: one pass over the
 # filter's gathered vectors costs about a millisecond there and misses nothing, where
@@ -67,9 +77,7 @@ CALIBRATION_TARGET = 0.995
 # from the next instead of ~25% (on real embeddings the step from 200 to 256 alone costs
 # ~20% of a query).
 EF_STEPS = (100, 128, 160, 200, 256, 320, 400, 512, 640, 800, 1024, 1280, 1600, 2048)
-EF_LADDER = tuple(
-    sorted({*EF_STEPS, *(round((low * high) ** 0.5) for low, high in itertools.pairwise(EF_STEPS))})
-)
+EF_LADDER = tuple(sorted({*EF_STEPS, *(round((low * high) ** 0.5) for low, high in itertools.pairwise(EF_STEPS))}))
 # A found vector this close to the k-th true distance is a tie, as good a hit as the true one.
 TIE_TOLERANCE = 1e-6
 # Batches of at least this many vectors are inserted on a background thread, so that the
@@ -142,17 +150,17 @@ class VectorIndex:
         self._building: Future[None] | None = None
         self._building_count = 0  # vectors the background insert in flight carries
         self._builder: ThreadPoolExecutor | None = None
-        # Vectors by key for exact search over many candidates, from the saved file
-        # (zero-copy) plus those added since; kept from the first such search on.
-        self._tracking = False
+        # float32 vectors by key: the saved file's (memory-mapped) and those added since.
         self._file_identity: tuple[int, ...] | None = None  # of the file last loaded or saved
         self._file: FileVectors | None = None
         self._extra_pos = np.full(0, -1, np.int64)
         self._extra_rows = np.empty((0, settings.dimension), np.float32)
         self._extra_count = 0
+        self._parts: dict[str, int] | None = None  # where the file's float32 vectors lie (from its marker)
+        self.quantizer: Quantizer | None = None  # fitted to the first vectors inserted
+        self._refit = False  # a batch outgrew the quantizer's scale: rebuild at the next chance
         self.viewed = False
         self._orphans_unchecked = 0  # vectors inserted on many threads since the last orphan check
-        self.unit = settings.space == "cosine"  # every vector unit length: searched by inner product
         # the auto search width found by `calibrate`, and the index size it was found at
         self.calibrated_ef: int | None = None
         self.calibrated_size = 0
@@ -160,15 +168,12 @@ class VectorIndex:
         # What was derived from a filter's candidate keys, by the array's identity.
         self._candidates: dict[int, CandidateSet] = {}
 
-    def _metric(self, unit: bool | None = None) -> str:
-        return "ip" if (self.unit if unit is None else unit) else METRICS[self.settings.space]
-
-    def _new(self, unit: bool | None = None) -> Index:
+    def _new(self) -> Index:
         s = self.settings
         return Index(
             ndim=s.dimension,
-            metric=self._metric(unit),
-            dtype="f32",
+            metric=GRAPH_METRICS[s.space],
+            dtype=GRAPH_DTYPE,
             connectivity=s.max_neighbors,
             expansion_add=s.ef_construction,
             expansion_search=self.search_ef,
@@ -203,26 +208,37 @@ class VectorIndex:
                 marker = json.load(f)
             before, checksum = digest.result() if digest is not None else _digest_with_identity(self.path)
             if (
-                marker.get("bytes") != before[2]
+                marker.get("format") != FILE_FORMAT
+                or marker.get("bytes") != before[2]
                 or marker.get("dimension") != self.settings.dimension
                 or marker.get("space") != self.settings.space
                 or marker.get("xxh3") != checksum
             ):
                 return False
-            unit = marker.get("unit") is True and self.settings.space == "cosine"
-            index = self._new(unit)
+            saved_quantizer = marker["quantizer"]
+            quantizer = (
+                None
+                if saved_quantizer is None
+                else Quantizer.from_json(self.settings.space, saved_quantizer, self.settings.dimension)
+            )
+            parts = {name: int(marker[name]) for name in ("graph_bytes", "vectors_at", "keys_at", "count")}
+            index = self._new()
             index.view(self.path)
-            index.metric = self._metric(unit)  # a file's header names the metric it was saved with
             calibrated = marker.get("calibrated_ef")
             self.calibrated_ef = int(calibrated) if isinstance(calibrated, int) else None
             self.calibrated_size = int(marker.get("calibrated_size", 0)) if self.calibrated_ef else 0
             index.expansion_search = self.search_ef
-            if len(index) != marker.get("count") or _identity(self.path) != before:
+            if len(index) != parts["count"] or _identity(self.path) != before:
                 return False  # damaged, or replaced by another process while it was checked
-        except (OSError, ValueError, RuntimeError, KeyError):
+            mapped = map_vectors(self.path, before, parts, self.settings.dimension)
+            if mapped is None or not np.array_equal(mapped.keys, np.sort(np.asarray(index.keys, np.int64))):
+                return False
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError):
             return False
-        self.unit = unit
-        self._file_identity = before
+        self.quantizer = quantizer
+        self._refit = False
+        self._file_identity, self._parts = before, parts
+        self._set_file(mapped)
         self.index = index
         self._candidates.clear()
         self.viewed = True
@@ -236,7 +252,6 @@ class VectorIndex:
             assert self.path is not None
             index = self._new()
             index.load(self.path)
-            index.metric = self._metric()  # the file may predate a switch to cosine
             index.expansion_search = self.search_ef
             self.index = index
             self.viewed = False
@@ -246,19 +261,24 @@ class VectorIndex:
         """usearch removes by tombstone and never repairs the links around it: after enough
         removals (deletes, and updates, which remove and re-add) some live vectors drop
         out of reach of the graph search. Rebuilt once removals reach a tenth of the size."""
+        if self._refit:
+            return True
         return self.churn >= max(REBUILD_MIN, REBUILD_SHARE * len(self.index))
 
     def rebuild(self) -> None:
-        """A fresh graph over the same keys and vectors (the file is saved by the caller)."""
+        """A fresh graph over the same keys and vectors, its int8 scale fitted to all of
+        them (the file is saved by the caller)."""
         self._drain()
         self._candidates.clear()
         keys = self.keys()
-        vectors = self._rows_of(keys) if len(keys) > 64 else self._get(keys)
+        vectors = self._get(keys)
         self.index = self._new()
         self.viewed = False
         self.churn = 0
+        self.quantizer, self._refit = None, False
         if len(keys):
-            self._insert(keys, vectors)
+            self._insert(keys, vectors, keep=False)
+        self.churn = 0  # what linking the new graph removed and added again is no wear to rebuild for
 
     def worth_saving(self) -> bool:
         """As many changes as the last save held: saves then add up to at most twice the
@@ -276,28 +296,29 @@ class VectorIndex:
             self.save_linked(tmp)
         else:
             self.index.save(tmp)
+        parts = append_vectors(tmp, self.keys(), self._get, self.settings.dimension)
         if self.sync:
             _fsync(tmp)
         digest = file_digest(tmp)
-        self._file_identity = _identity(tmp)  # the same file once renamed into place
-        size = os.path.getsize(tmp)
+        identity = _identity(tmp)  # the same file once renamed into place
         os.replace(tmp, self.path)
         marker = {
+            "format": FILE_FORMAT,
             "seq": self.seq,
             "churn": self.churn,
-            "count": len(self.index),
-            "bytes": size,
+            **parts,
+            "bytes": identity[2],
             "xxh3": digest,
             "dimension": self.settings.dimension,
             "space": self.settings.space,
-            "unit": self.unit,
+            "quantizer": None if self.quantizer is None else self.quantizer.to_json(),
             "calibrated_ef": self.calibrated_ef,
             "calibrated_size": self.calibrated_size,
         }
         self._write_marker(marker)
         self.changes_since_save = 0
-        if self._tracking:
-            self._map_file()
+        self._file_identity, self._parts = identity, parts
+        self._map_file()
 
     def _write_marker(self, marker: dict[str, object]) -> None:
         """The marker beside the index file, replaced atomically (fsynced when the folder asks)."""
@@ -344,7 +365,7 @@ class VectorIndex:
         wanted = CALIBRATION_QUERIES if len(keys) <= CALIBRATION_LARGE else CALIBRATION_QUERIES_LARGE
         sample = np.random.default_rng(len(keys)).choice(len(keys), wanted, replace=False)
         query_keys = keys[np.sort(sample)]
-        queries = self._graph_queries(self._get(query_keys))
+        queries = self._get(query_keys)
         k = CALIBRATION_K
         true_keys, true_distances = self._exact_neighbours(queries, keys, k + 1)
         truth = [_left_out(true_keys[row], true_distances[row], own, k) for row, own in enumerate(query_keys)]
@@ -354,11 +375,10 @@ class VectorIndex:
 
         def recalls(ef: int, rows: range) -> list[float]:
             self.index.expansion_search = ef
-            got = self.index.search(queries[rows.start : rows.stop], k + 1, threads=THREADS)
+            got = self._graph_search(queries[rows.start : rows.stop], k + 1)
             found_share = []
             for at, row in enumerate(rows):
-                count = got.counts[at]
-                found, distances = _left_out(got.keys[at][:count], got.distances[at][:count], query_keys[row], k)
+                found, distances = _left_out(*got[at], query_keys[row], k)
                 tied = distances <= limit[row]
                 hits = sum(int(key) in true_sets[row] or near for key, near in zip(found, tied, strict=True))
                 found_share.append(hits / k)
@@ -397,9 +417,11 @@ class VectorIndex:
         return chosen
 
     def _exact_neighbours(self, queries: np.ndarray, keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Each query's exact `k` nearest keys and distances (the graph's definitions, in
-        float32 BLAS), over the index in slices: never all its vectors in memory at once."""
-        metric = "ip" if self.unit else self.settings.space
+        """Each query's exact `k` nearest keys and distances (in float32 BLAS), over the
+        index in slices of keys in key order (read from the file as runs, not through its
+        map): never all its vectors in memory at once."""
+        metric = self.settings.space
+        keys = np.sort(keys)
         queries = queries.astype(np.float32)
         best_keys = np.empty((len(queries), 0), np.int64)
         best = np.empty((len(queries), 0), np.float32)
@@ -452,10 +474,6 @@ class VectorIndex:
             return
         self._candidates.clear()
         vectors = np.asarray(vectors, dtype=np.float32)
-        if self.unit and not all_unit_length(vectors):
-            self._drain()
-            self.unit = False
-            self.index.metric = self._metric()
         if len(keys) < DEFER_BELOW:
             for key, vector in zip(keys.tolist(), vectors, strict=True):
                 self._deferred[key] = vector
@@ -498,13 +516,21 @@ class VectorIndex:
             else:
                 self._insert(keys, vectors)
 
-    def _insert(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+    def _insert(self, keys: np.ndarray, vectors: np.ndarray, keep: bool = True) -> None:
+        """Insert into the graph (quantised) and, with `keep`, remember the float32 vectors."""
         index = self._writable()
         present = index.contains(keys) if len(index) else np.zeros(len(keys), bool)
         if np.any(present):
             index.remove(keys[present])
             self.churn += int(present.sum())
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if keep:
+            self._keep(keys, vectors)
+        if self.quantizer is None:
+            self.quantizer = Quantizer.fit(self.settings.space, vectors)
+        elif not self._refit and self.quantizer.outgrown_by(vectors):
+            self._refit = True  # rebuilt with a new scale at the next save or search
+        graph_vectors = self.quantizer(vectors)
         with progress(total=len(keys), desc="Indexing", unit="vectors", min_total=PROGRESS_MIN) as bar:
             done = 0
 
@@ -517,14 +543,12 @@ class VectorIndex:
             # usearch checks the callback's annotations as types, not as strings.
             report.__annotations__ = {"processed": int, "_total": int, "return": bool}
             threads = THREADS if len(keys) >= 256 else 1
-            index.add(keys, vectors, threads=threads, progress=report if len(keys) > PROGRESS_MIN else None)
+            index.add(keys, graph_vectors, threads=threads, progress=report if len(keys) > PROGRESS_MIN else None)
         self.changes_since_save += len(keys)
         if threads > 1:
             self._orphans_unchecked += len(keys)
             if self._orphans_unchecked >= ORPHAN_CHECK_SHARE * len(index):
                 self._check_orphans_now()
-        if self._tracking:
-            self._keep(keys, vectors)
 
     def _keep(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         """Remember vectors added since the file was mapped (later writes win)."""
@@ -571,10 +595,10 @@ class VectorIndex:
         repaired = 0
         for _ in range(LINK_ROUNDS):  # an insert can cut another vector off: the saved file is walked again
             keys = np.asarray(self.index.keys, np.int64)
-            found = orphans(path, self.settings.dimension, self.settings.max_neighbors, keys)
+            found = orphans(path, self.settings.dimension, self.settings.max_neighbors, keys)  # a byte each
             if found is None or not len(found):
                 break
-            self._link(found, self._get(found))
+            self._link(found, self._graph_vectors(self._get(found)))
             repaired += len(found)
             if not final_save:
                 break
@@ -582,7 +606,8 @@ class VectorIndex:
         return repaired
 
     def _link(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        """Remove unlinked vectors and insert them again on one thread with a 4x wider
+        """Remove unlinked vectors (`vectors`: as the graph holds them) and insert them
+        again on one thread with a 4x wider
         insert search; those a wide search for their own vector still misses, once more
         at 16x (on 100,000 clustered 384-d vectors: ~170 unlinked -> ~15 -> 0; at the
         collection's own width ~40% stayed unlinked)."""
@@ -607,23 +632,23 @@ class VectorIndex:
                 return
 
     def _map_file(self) -> None:
-        """Map the saved file's vectors and forget those kept since (the file has them)."""
-        self._file = None
-        if self.path is not None and self._file_identity is not None:
-            self._file = map_vectors(
-                self.path, self._file_identity, self.settings.dimension, self.settings.max_neighbors, self.keys()
-            )
+        """Map the just saved file's vectors, which hold every one kept so far."""
+        mapped = None
+        if self.path is not None and self._file_identity is not None and self._parts is not None:
+            mapped = map_vectors(self.path, self._file_identity, self._parts, self.settings.dimension)
+        if mapped is None:
+            raise RuntimeError(f"the index file {self.path} changed while it was saved")
+        self._set_file(mapped)
+
+    def _set_file(self, mapped: FileVectors | None) -> None:
+        """Take `mapped` as the saved vectors and forget those kept before (it holds them)."""
+        self._file = mapped
         self._extra_pos = np.full(0, -1, np.int64)
         self._extra_rows = np.empty((0, self.settings.dimension), np.float32)
         self._extra_count = 0
 
-    def _rows_of(self, keys: np.ndarray) -> np.ndarray:
-        """Vectors of many keys: kept ones, then the mapped file, then usearch's get."""
-        if not self._tracking:
-            if self.path is not None and self.changes_since_save:
-                self.save()  # the file then holds every vector, ready to be mapped
-            self._tracking = True
-            self._map_file()
+    def _get(self, keys: np.ndarray) -> np.ndarray:
+        """The float32 vectors of `keys` (each held): those kept since the file, then the file's."""
         out = np.empty((len(keys), self.settings.dimension), np.float32)
         todo = np.ones(len(keys), bool)
         inside = keys < len(self._extra_pos)
@@ -632,20 +657,11 @@ class VectorIndex:
         if kept.any():
             out[kept] = self._extra_rows[self._extra_pos[keys[kept]]]
             todo &= ~kept
-        if self._file is not None and todo.any():
-            mapped = todo.copy()
-            mapped[todo] = self._file.holds(keys[todo])
-            out[mapped] = self._file.rows(keys[mapped])
-            todo &= ~mapped
         if todo.any():
-            out[todo] = self._get(keys[todo])
+            if self._file is None or not self._file.holds(keys[todo]).all():
+                raise KeyError("a vector asked of the index is not in it")
+            out[todo] = self._file.rows(keys[todo])
         return out
-
-    def _get(self, keys: np.ndarray) -> np.ndarray:
-        got = self.index.get(keys, dtype=np.float32)
-        if isinstance(got, np.ndarray) and got.ndim == 2:
-            return got
-        return np.vstack(got).astype(np.float32, copy=False)
 
     def remove(self, keys: np.ndarray) -> None:
         if len(keys) == 0:
@@ -664,9 +680,7 @@ class VectorIndex:
         self._drain()
         if len(keys) == 0:
             return np.empty((0, self.settings.dimension), np.float32)
-        if self._tracking or len(keys) > 64:
-            return self._rows_of(np.asarray(keys, np.int64))
-        return self._get(keys)
+        return self._get(np.asarray(keys, np.int64))
 
     # -- search -----------------------------------------------------------------------
     def search(
@@ -702,51 +716,69 @@ class VectorIndex:
 
     def _hnsw_batch(self, queries: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Unfiltered queries in one usearch call, on every core."""
-        matches = self.index.search(self._graph_queries(queries), k, threads=THREADS)
-        all_keys = np.asarray(matches.keys, np.int64).reshape(len(queries), -1)
-        all_distances = np.asarray(matches.distances, np.float32).reshape(len(queries), -1)
-        counts = np.asarray(matches.counts).reshape(-1)
         results = []
-        for row, query in enumerate(queries):
-            keys, distances = all_keys[row, : counts[row]], all_distances[row, : counts[row]]
+        for query, (keys, distances) in zip(queries, self._graph_search(queries, k), strict=True):
             if len(keys) < k:  # HNSW came up short: the one-query path widens the search
                 results.append(self._hnsw_one(query, k, None))
-                continue
-            order = np.lexsort((keys, distances))[:k]
-            results.append((keys[order], distances[order]))
+            else:
+                results.append((keys, distances))
         return results
+
+    def _graph_search(self, queries: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each query's `k` nearest (fewer if the graph finds fewer): the graph's best
+        RERANK * k + RERANK_EXTRA, ordered by their exact distances."""
+        fetch = RERANK * k + RERANK_EXTRA
+        graph_queries, fits = self._graph_queries(queries)
+        matches = self.index.search(graph_queries, fetch, threads=THREADS)
+        all_keys = np.asarray(matches.keys, np.int64).reshape(len(queries), -1)
+        counts = np.asarray(matches.counts).reshape(-1)
+        return [
+            self._rerank(query, all_keys[row, : counts[row]], k)
+            if fits[row]
+            else self.exact(query[None, :], self.keys(), k)[0]
+            for row, query in enumerate(queries)
+        ]
+
+    def _rerank(self, query: np.ndarray, keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The `k` of `keys` nearest to `query` by exact distance (float64, ties by key)."""
+        if not len(keys):
+            return keys, np.empty(0, np.float32)
+        distances = exact_distances(query[None, :].astype(np.float64), self._get(keys), self.settings.space)[0]
+        order = np.lexsort((keys, distances))[:k]
+        return keys[order], distances[order].astype(np.float32)
 
     def _hnsw_one(self, query: np.ndarray, k: int, candidates: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         size = len(self.index)
-        fetch = k if candidates is None else min(size, max(4 * k, int(k * size / len(candidates) * 2)))
-        graph_query = self._graph_queries(query[None, :])[0]
+        wanted = RERANK * k + RERANK_EXTRA  # candidates to re-rank
+        fetch = wanted if candidates is None else min(size, max(4 * wanted, int(wanted * size / len(candidates) * 2)))
+        graph_queries, fits = self._graph_queries(query[None, :])
+        if not fits[0]:
+            return self.exact(query[None, :], self.keys() if candidates is None else candidates, k)[0]
+        graph_query = graph_queries[0]
         while True:
-            matches = self.index.search(graph_query, fetch)
-            keys = np.asarray(matches.keys, dtype=np.int64)
-            distances = np.asarray(matches.distances, dtype=np.float32)
+            keys = np.asarray(self.index.search(graph_query, fetch).keys, dtype=np.int64)
             if candidates is not None:
                 mask = self._candidate_mask(candidates)
                 inside = keys < len(mask)
                 inside[inside] = mask[keys[inside]]
-                keys, distances = keys[inside], distances[inside]
+                keys = keys[inside]
             if len(keys) >= k:
-                order = np.lexsort((keys, distances))[:k]
-                return keys[order], distances[order]
+                return self._rerank(query, keys[:wanted], k)
             if fetch >= size:
                 pool = self.keys() if candidates is None else candidates
                 return self.exact(query[None, :], pool, k)[0]
             fetch = min(size, fetch * 4)
 
-    def _graph_queries(self, queries: np.ndarray) -> np.ndarray:
-        """Queries as the graph compares them: scaled to unit length for an inner-product
-        (unit) index, where the cosine distance is 1 - the inner product."""
-        queries = np.ascontiguousarray(queries, np.float32)
-        if not self.unit:
-            return queries
-        wide = queries.astype(np.float64)
-        norms = np.sqrt(np.einsum("ij,ij->i", wide, wide))
-        norms[norms == 0] = 1.0  # a zero query stays zero: every distance is 1, as in chromadb
-        return (queries / norms[:, None]).astype(np.float32)
+    def _graph_vectors(self, vectors: np.ndarray) -> np.ndarray:
+        """Vectors (or queries) as the graph holds them: int8, by the collection's quantizer."""
+        quantizer = self.quantizer or Quantizer.fit(self.settings.space, vectors)  # (none: nothing inserted)
+        return quantizer(vectors)
+
+    def _graph_queries(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Queries as the graph takes them, and which of them it can answer (`Quantizer.queries`)."""
+        if self.quantizer is None:
+            return np.zeros(queries.shape, np.int8), np.zeros(len(queries), bool)
+        return self.quantizer.queries(queries)
 
     def _candidate_set(self, candidates: np.ndarray) -> CandidateSet:
         """What searches derive from a filter's candidate keys, kept while they repeat.
@@ -826,13 +858,6 @@ def _left_out(keys: np.ndarray, distances: np.ndarray, own: int, k: int) -> tupl
     keys = np.asarray(keys, np.int64)
     others = keys != own
     return keys[others][:k], np.asarray(distances, np.float64)[others][:k]
-
-
-def all_unit_length(vectors: np.ndarray) -> bool:
-    """True when every row's squared norm is within UNIT_TOLERANCE of 1 (summed in float64)."""
-    wide = vectors.astype(np.float64)
-    squares = np.einsum("ij,ij->i", wide, wide)
-    return bool((np.abs(squares - 1.0) <= UNIT_TOLERANCE).all())
 
 
 def exact_distances(

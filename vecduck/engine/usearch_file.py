@@ -1,25 +1,27 @@
-"""A saved usearch file read directly: stored vectors by key, and the graph's unreachable nodes.
+"""The saved index file read directly: the float32 vectors saved after the graph, and the
+graph's unreachable nodes.
 
-usearch's Python API returns vectors one array per key (microseconds each), too slow
-for exact search over thousands of candidates. A saved dense index begins with its
-vectors as one (rows x bytes-per-vector) block in slot order, followed by the HNSW
-graph, whose nodes (in the same slot order) start with their key. Reading the keys
-from the graph gives key -> slot, and the block, memory-mapped, gives the vectors.
+A saved index is usearch's own file (its int8 vectors in slot order, then the HNSW graph,
+whose nodes start with their key), followed by what usearch does not keep: the float32
+vectors, in key order, and their keys (`append_vectors`; usearch reads its part and ignores
+the rest). The marker records where each part starts. Memory-mapped, the float32 block
+serves the exact re-ranking of the graph's candidates without reading the file first.
 
-The same graph shows which nodes the bottom level does not connect to the rest: stored,
-but never found by a search. usearch's multi-threaded inserts leave a few such nodes
+The graph shows which nodes the bottom level does not connect to the rest: stored, but
+never found by a search. usearch's multi-threaded inserts leave a few such nodes
 (unum-cloud/USearch#735), and HNSW's neighbour pruning some more in tight clusters;
-`orphans` names them, so that the index can insert them again on one thread.
-
-The layout is checked, not assumed: the node sizes must add up to the file's length
-and the keys found must be exactly the index's keys; otherwise `map_vectors` and
-`orphans` return None and callers do without.
+`orphans` names them, so that the index can insert them again on one thread. The layout is
+checked, not assumed: the node sizes must add up to the graph's length and the keys found
+must be exactly the index's keys; otherwise `orphans` returns None and callers do without.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 
@@ -28,24 +30,85 @@ SLOT_BYTES = 4  # neighbour slots and counts are uint32
 HEADER_GUESSES = (104, *range(0, 512, 8))
 GRAPH_HEADER = 40  # the graph's own header (size, connectivity x2, max level, entry slot: uint64 each)
 REMOVED = -1  # the key usearch writes over a removed node's (its "free key", all ones)
+ALIGN = 64  # the float32 block starts on a 64-byte boundary after the graph
+WRITE_VALUES = 1 << 22  # float32 values appended per write (16 MB)
+BULK_ROWS = 1_024  # vectors asked at once from which a nearby run is read with pread
 ORPHAN_CHUNK = 16_384  # nodes whose bottom-level links are gathered at once (~17 MB of offsets)
 
 
 class FileVectors:
-    """Vectors of a saved index's keys: `rows(keys)` for keys it holds."""
+    """The float32 vectors saved in an index file: `rows(keys)` for keys it holds."""
 
-    def __init__(self, block: np.ndarray, slot_of_key: np.ndarray) -> None:
+    def __init__(self, source: BinaryIO, block: np.ndarray, keys: np.ndarray, vectors_at: int) -> None:
+        # a descriptor of its own, closed with this object: bulk reads come from this very
+        # file even once another save has replaced it
+        self.fd = os.dup(source.fileno())
+        source.close()
         self.block = block
-        self.slot_of_key = slot_of_key
+        self.keys = keys
+        self.vectors_at = vectors_at
+        self.slot_of_key = np.full(int(keys[-1]) + 1 if len(keys) else 0, -1, np.int64)
+        self.slot_of_key[keys] = np.arange(len(keys))
+
+    def __del__(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            os.close(self.fd)
 
     def holds(self, keys: np.ndarray) -> np.ndarray:
-        inside = keys < len(self.slot_of_key)
+        inside = (keys >= 0) & (keys < len(self.slot_of_key))
         found = np.zeros(len(keys), bool)
         found[inside] = self.slot_of_key[keys[inside]] >= 0
         return found
 
     def rows(self, keys: np.ndarray) -> np.ndarray:
-        return self.block[self.slot_of_key[keys]]
+        """The vectors of `keys` (all held). A long run of nearby slots is read with one
+        pread, not through the map: the pages read stay out of the process's resident memory."""
+        slots = self.slot_of_key[keys]
+        if len(slots) >= BULK_ROWS:
+            low, high = int(slots.min()), int(slots.max()) + 1
+            if high - low <= 2 * len(slots):
+                span = np.empty((high - low, self.block.shape[1]), np.float32)
+                if os.preadv(self.fd, [span], self.vectors_at + low * span.shape[1] * 4) == span.nbytes:
+                    return span[slots - low]
+        return self.block[slots]
+
+
+def append_vectors(
+    path: str, keys: np.ndarray, rows: Callable[[np.ndarray], np.ndarray], dimension: int
+) -> dict[str, int]:
+    """Append to the usearch file at `path` the float32 vectors of `keys` (`rows` gives
+    them, asked a slice of keys at a time) in key order, then the keys; the offsets, for the
+    marker."""
+    keys = np.sort(np.asarray(keys, np.int64))
+    with open(path, "r+b") as f:
+        graph_bytes = f.seek(0, os.SEEK_END)
+        vectors_at = -(-graph_bytes // ALIGN) * ALIGN
+        f.write(bytes(vectors_at - graph_bytes))
+        step = max(1, WRITE_VALUES // max(1, dimension))
+        for start in range(0, len(keys), step):
+            f.write(np.ascontiguousarray(rows(keys[start : start + step]), np.float32).tobytes())
+        keys_at = f.tell()
+        f.write(keys.tobytes())
+    return {"graph_bytes": graph_bytes, "vectors_at": vectors_at, "keys_at": keys_at, "count": len(keys)}
+
+
+def map_vectors(path: str, identity: tuple[int, ...], parts: dict[str, int], dimension: int) -> FileVectors | None:
+    """Map the float32 vectors saved in the index file at `path`, or None when `path` no
+    longer names the file of `identity` (another process saved since) or the parts do not fit."""
+    opened = _open(path, identity)
+    if opened is None:
+        return None
+    source, data = opened
+    count, vectors_at, keys_at = parts["count"], parts["vectors_at"], parts["keys_at"]
+    if vectors_at + 4 * dimension * count != keys_at or keys_at + 8 * count != len(data):
+        source.close()
+        return None
+    keys = data[keys_at:].view(np.int64)
+    if count > 1 and not bool(np.all(keys[1:] > keys[:-1])):
+        source.close()
+        return None
+    block = data[vectors_at:keys_at].view(np.float32).reshape(count, dimension)
+    return FileVectors(source, block, np.asarray(keys), vectors_at)
 
 
 @dataclass
@@ -60,23 +123,30 @@ class Layout:
     entry_slot: int  # where every search starts
 
 
-def _open(path: str, identity: tuple[int, ...] | None) -> np.ndarray | None:
+def _open(path: str, identity: tuple[int, ...] | None) -> tuple[BinaryIO, np.ndarray] | None:
+    """The file open, and all of it memory-mapped (None if it is not the file of `identity`)."""
     try:
-        with open(path, "rb") as f:
-            stat = os.fstat(f.fileno())
-            if identity is not None and (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns) != identity:
-                return None
-            return np.memmap(f, dtype=np.uint8, mode="r")
+        f = open(path, "rb")  # noqa: SIM115 (returned open)
+    except OSError:
+        return None
+    try:
+        stat = os.fstat(f.fileno())
+        if identity is not None and (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns) != identity:
+            f.close()
+            return None
+        return f, np.memmap(f, dtype=np.uint8, mode="r")
     except (OSError, ValueError):
+        f.close()
         return None
 
 
-def _layout(data: np.ndarray, dimension: int, connectivity: int, expected_keys: np.ndarray) -> Layout | None:
-    """The file's layout, or None unless it parses whole and holds exactly `expected_keys`."""
+def _layout(data: np.ndarray, vector_bytes: int, connectivity: int, expected_keys: np.ndarray) -> Layout | None:
+    """The graph's layout (`data` is usearch's file, nothing after it), or None unless it
+    parses whole and holds exactly `expected_keys`."""
     if len(data) < 8:
         return None
     rows, row_bytes = (int(x) for x in np.frombuffer(data[:8], np.uint32))
-    if row_bytes != 4 * dimension:
+    if row_bytes != vector_bytes:
         return None
     graph = 8 + rows * row_bytes
     base_bytes = SLOT_BYTES + SLOT_BYTES * 2 * connectivity
@@ -103,26 +173,7 @@ def _layout(data: np.ndarray, dimension: int, connectivity: int, expected_keys: 
     return None
 
 
-def map_vectors(
-    path: str, identity: tuple[int, ...], dimension: int, connectivity: int, expected_keys: np.ndarray
-) -> FileVectors | None:
-    """Map the float32 vectors of the index saved at `path`, or None if the layout differs,
-    the file holds removed nodes, or `path` no longer names the file of `identity`
-    (another process saved since)."""
-    data = _open(path, identity)
-    if data is None:
-        return None
-    layout = _layout(data, dimension, connectivity, expected_keys)
-    if layout is None or layout.rows != len(expected_keys):
-        return None
-    keys = layout.keys
-    slot_of_key = np.full(int(keys.max()) + 1 if layout.rows else 0, -1, np.int64)
-    slot_of_key[keys] = np.arange(layout.rows)
-    block = np.frombuffer(data[8 : layout.vectors_end], np.float32).reshape(layout.rows, dimension)
-    return FileVectors(block, slot_of_key)
-
-
-def orphans(path: str, dimension: int, connectivity: int, expected_keys: np.ndarray) -> np.ndarray | None:
+def orphans(path: str, vector_bytes: int, connectivity: int, expected_keys: np.ndarray) -> np.ndarray | None:
     """Keys of the live nodes of the index saved at `path` that the graph's bottom level
     (where every search ends) does not connect to its entry node; None if the file does
     not parse.
@@ -130,10 +181,12 @@ def orphans(path: str, dimension: int, connectivity: int, expected_keys: np.ndar
     A search reaches a node on the bottom level only by following links there from where
     it entered, so these are stored yet never returned: a node nothing links to, or a
     few that link only to one another."""
-    data = _open(path, None)
-    if data is None:
+    opened = _open(path, None)
+    if opened is None:
         return None
-    layout = _layout(data, dimension, connectivity, expected_keys)
+    source, data = opened
+    source.close()  # the map stays valid
+    layout = _layout(data, vector_bytes, connectivity, expected_keys)
     if layout is None:
         return None
     links = _bottom_links(layout, connectivity)
