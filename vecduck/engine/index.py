@@ -153,9 +153,9 @@ class VectorIndex:
         # float32 vectors by key: the saved file's (memory-mapped) and those added since.
         self._file_identity: tuple[int, ...] | None = None  # of the file last loaded or saved
         self._file: FileVectors | None = None
-        self._extra_pos = np.full(0, -1, np.int64)
-        self._extra_rows = np.empty((0, settings.dimension), np.float32)
-        self._extra_count = 0
+        self._extra_pos = np.full(0, -1, np.int64)  # key -> row among those kept since the file
+        self._extra_chunks: list[np.ndarray] = []  # those rows, a batch per chunk (never copied to grow)
+        self._extra_starts = np.zeros(1, np.int64)  # first row of each chunk, then the row count
         self._parts: dict[str, int] | None = None  # where the file's float32 vectors lie (from its marker)
         self.quantizer: Quantizer | None = None  # fitted to the first vectors inserted
         self._refit = False  # a batch outgrew the quantizer's scale: rebuild at the next chance
@@ -365,8 +365,8 @@ class VectorIndex:
         wanted = CALIBRATION_QUERIES if len(keys) <= CALIBRATION_LARGE else CALIBRATION_QUERIES_LARGE
         sample = np.random.default_rng(len(keys)).choice(len(keys), wanted, replace=False)
         query_keys = keys[np.sort(sample)]
-        queries = self._get(query_keys)
         k = CALIBRATION_K
+        queries = self._get(query_keys)
         true_keys, true_distances = self._exact_neighbours(queries, keys, k + 1)
         truth = [_left_out(true_keys[row], true_distances[row], own, k) for row, own in enumerate(query_keys)]
         true_sets = [set(found.tolist()) for found, _ in truth]
@@ -557,14 +557,10 @@ class VectorIndex:
             grown = np.full(max(need, 2 * len(self._extra_pos)), -1, np.int64)
             grown[: len(self._extra_pos)] = self._extra_pos
             self._extra_pos = grown
-        end = self._extra_count + len(keys)
-        if end > len(self._extra_rows):
-            rows = np.empty((max(end, 2 * len(self._extra_rows)), self.settings.dimension), np.float32)
-            rows[: self._extra_count] = self._extra_rows[: self._extra_count]
-            self._extra_rows = rows
-        self._extra_rows[self._extra_count : end] = vectors
-        self._extra_pos[keys] = np.arange(self._extra_count, end)
-        self._extra_count = end
+        start = int(self._extra_starts[-1])
+        self._extra_chunks.append(np.array(vectors, np.float32))  # a copy: the caller's array may change
+        self._extra_starts = np.append(self._extra_starts, start + len(keys))
+        self._extra_pos[keys] = np.arange(start, start + len(keys))
 
     def _check_orphans_now(self) -> None:
         """Link in the index's unlinked vectors, walking its graph in a scratch file."""
@@ -644,8 +640,8 @@ class VectorIndex:
         """Take `mapped` as the saved vectors and forget those kept before (it holds them)."""
         self._file = mapped
         self._extra_pos = np.full(0, -1, np.int64)
-        self._extra_rows = np.empty((0, self.settings.dimension), np.float32)
-        self._extra_count = 0
+        self._extra_chunks = []
+        self._extra_starts = np.zeros(1, np.int64)
 
     def _get(self, keys: np.ndarray) -> np.ndarray:
         """The float32 vectors of `keys` (each held): those kept since the file, then the file's."""
@@ -655,7 +651,13 @@ class VectorIndex:
         kept = np.zeros(len(keys), bool)
         kept[inside] = self._extra_pos[keys[inside]] >= 0
         if kept.any():
-            out[kept] = self._extra_rows[self._extra_pos[keys[kept]]]
+            rows = self._extra_pos[keys[kept]]
+            chunks = np.searchsorted(self._extra_starts, rows, side="right") - 1
+            taken = np.empty((len(rows), self.settings.dimension), np.float32)
+            for chunk in np.unique(chunks).tolist():
+                here = chunks == chunk
+                taken[here] = self._extra_chunks[chunk][rows[here] - self._extra_starts[chunk]]
+            out[kept] = taken
             todo &= ~kept
         if todo.any():
             if self._file is None or not self._file.holds(keys[todo]).all():
