@@ -38,21 +38,22 @@ class Quantizer:
     @classmethod
     def fit(cls, space: str, vectors: np.ndarray) -> Quantizer:
         """The scale that maps the largest component of `vectors` to 127."""
-        prepared = _unit_rows(vectors) if space == "cosine" else np.asarray(vectors, np.float64)
+        prepared = _prepared(space, vectors)
         center = prepared.mean(axis=0) if space == "l2" and len(prepared) else None
-        if center is not None:
-            prepared = prepared - center
-        bound = float(np.abs(prepared).max()) if prepared.size else 0.0
+        unfitted = cls(space, center=center)
+        bound = float(np.abs(unfitted._shifted(vectors)).max()) if prepared.size else 0.0
         scale = QMAX / bound if bound > 0 and np.isfinite(QMAX / bound) else 1.0
         return cls(space, scale, bound, center)
 
     def _shifted(self, vectors: np.ndarray) -> np.ndarray:
-        prepared = _unit_rows(vectors) if self.space == "cosine" else np.asarray(vectors, np.float64)
+        prepared = _prepared(self.space, vectors)
         return prepared - self.center if self.center is not None else prepared
 
+    def _bytes(self, shifted: np.ndarray) -> np.ndarray:
+        return np.clip(np.rint(shifted * self.scale), -QMAX, QMAX).astype(np.int8)
+
     def __call__(self, vectors: np.ndarray) -> np.ndarray:
-        scaled = np.rint(self._shifted(vectors) * self.scale)
-        return np.clip(scaled, -QMAX, QMAX).astype(np.int8)
+        return self._bytes(self._shifted(vectors))
 
     def queries(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Queries as int8, and which of them the graph can answer. A cosine or inner
@@ -69,7 +70,7 @@ class Quantizer:
             fits = np.ones(len(shifted), bool)
             over = largest > limit
             shifted[over] *= (limit / largest[over])[:, None]
-        return np.clip(np.rint(shifted * self.scale), -QMAX, QMAX).astype(np.int8), fits
+        return self._bytes(shifted), fits
 
     def outgrown_by(self, vectors: np.ndarray) -> bool:
         """True when `vectors` reach far beyond what the scale was fitted to."""
@@ -97,9 +98,11 @@ class Quantizer:
         return cls(space, float(saved["scale"]), float(saved["bound"]), center_array)
 
 
-def _unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (in float64); a zero row stays zero."""
+def _prepared(space: str, vectors: np.ndarray) -> np.ndarray:
+    """Vectors in float64, cosine ones scaled to unit length (a zero row stays zero)."""
     wide = np.asarray(vectors, np.float64)
+    if space != "cosine":
+        return wide
     norms = np.sqrt(np.einsum("ij,ij->i", wide, wide))
     norms[norms == 0] = 1.0
     return wide / norms[:, None]
